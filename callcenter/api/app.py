@@ -1,0 +1,57 @@
+"""The FastAPI application: engines are built in the lifespan, never at import."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from callcenter.api import health
+from callcenter.db import make_engine, make_sessionmaker
+from callcenter.errors import CallCenterError, ServiceUnavailable
+from callcenter.migrate import is_at_head
+from callcenter.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(settings.resolved_database_url)
+        if not is_at_head(engine):
+            engine.dispose()
+            raise ServiceUnavailable(
+                "the database schema is not at the latest migration: run `callcenter migrate`"
+            )
+        app.state.settings = settings
+        app.state.engine = engine
+        app.state.sessionmaker = make_sessionmaker(engine)
+        try:
+            yield
+        finally:
+            engine.dispose()
+
+    app = FastAPI(
+        title="Siaga 112",
+        description="Backend of the 112 emergency call center: calls, tagging, incidents, stats.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+
+    @app.exception_handler(CallCenterError)
+    async def domain_error(_request: Request, exc: CallCenterError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+        return JSONResponse(
+            status_code=exc.status_code,
+            content={"error": exc.code, "detail": exc.message, **exc.details},
+            headers=headers,
+        )
+
+    app.include_router(health.router)
+    return app

@@ -1,0 +1,36 @@
+"""Liveness and readiness, the two endpoints that need no token."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import Engine, text
+
+from callcenter.migrate import is_at_head
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+def readyz(request: Request) -> JSONResponse:
+    engine: Engine = request.app.state.engine
+    checks: dict[str, Any] = {}
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+        checks["schema"] = "ok" if is_at_head(engine) else "not at head: run `callcenter migrate`"
+    except Exception as exc:  # any driver error means "not ready"; say which
+        checks["database"] = f"unreachable: {type(exc).__name__}"
+    # Other parts (AMI listener, FastAGI server) register a readiness probe on app.state.
+    for name, probe in getattr(request.app.state, "readiness_probes", {}).items():
+        checks[name] = probe()
+    ready = all(value == "ok" for value in checks.values())
+    return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)

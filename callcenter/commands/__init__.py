@@ -1,0 +1,1 @@
+"""Subcommands of the `callcenter` console script: one module each, each with `register()`."""

@@ -1,0 +1,33 @@
+"""`callcenter migrate`: bring the configured database to the latest schema."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from callcenter import migrate
+from callcenter.db import make_engine
+from callcenter.settings import get_settings
+
+
+def register(subparsers: Any) -> None:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "migrate", help="apply the database migrations (schema to head)"
+    )
+    parser.add_argument("--check", action="store_true", help="only say whether it is at head")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        if args.check:
+            at_head = migrate.is_at_head(engine)
+            print("at head" if at_head else "not at head")  # noqa: T201
+            return 0 if at_head else 1
+        migrate.upgrade(engine)
+        print(f"database at {', '.join(sorted(migrate.current_revisions(engine)))}")  # noqa: T201
+        return 0
+    finally:
+        engine.dispose()

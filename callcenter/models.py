@@ -1,0 +1,267 @@
+"""The store's tables. The schema itself comes only from migrations/ (Alembic)."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from callcenter.db import UTCDateTime, utcnow
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# BIGINT on PostgreSQL, INTEGER on SQLite (so it stays an autoincrementing rowid).
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def _enum(cls: type[enum.Enum], name: str) -> Enum:
+    # Stored as plain strings with a CHECK constraint: the same on SQLite and PostgreSQL.
+    return Enum(
+        cls,
+        name=name,
+        native_enum=False,
+        length=32,
+        values_callable=lambda members: [m.value for m in members],
+        validate_strings=True,
+    )
+
+
+class Role(enum.StrEnum):
+    operator = "operator"
+    supervisor = "supervisor"
+    admin = "admin"
+
+    @property
+    def rank(self) -> int:
+        return [Role.operator, Role.supervisor, Role.admin].index(self)
+
+
+class Outcome(enum.StrEnum):
+    """Telephony outcome, derived from AMI alone."""
+
+    in_ivr = "in_ivr"
+    queued = "queued"
+    ringing = "ringing"
+    connected = "connected"
+    answered = "answered"
+    abandoned_in_ivr = "abandoned_in_ivr"
+    abandoned_in_queue = "abandoned_in_queue"
+    unanswered = "unanswered"
+    failed = "failed"
+
+    @property
+    def is_final(self) -> bool:
+        return self in FINAL_OUTCOMES
+
+
+FINAL_OUTCOMES = frozenset(
+    {
+        Outcome.answered,
+        Outcome.abandoned_in_ivr,
+        Outcome.abandoned_in_queue,
+        Outcome.unanswered,
+        Outcome.failed,
+    }
+)
+
+
+class Classification(enum.StrEnum):
+    """What the operator says the call was."""
+
+    emergency = "emergency"
+    prank = "prank"
+    non_emergency = "non_emergency"
+
+
+class CallerIdStatus(enum.StrEnum):
+    valid = "valid"  # normalised to E.164
+    withheld = "withheld"  # anonymous, unknown, empty
+    short_code = "short_code"  # e.g. 112 itself: a real number, not E.164
+    invalid = "invalid"  # kept as received, never guessed
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(128), default="")
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[Role] = mapped_column(_enum(Role, "role"))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # The queue member name (e.g. "Operator Andi") that AMI reports for this operator.
+    queue_member_name: Mapped[str | None] = mapped_column(String(128), index=True)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class Caller(Base):
+    """One calling number (or one raw value, when it is not a number), with counts."""
+
+    __tablename__ = "callers"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    # E.164 when valid, else "<status>:<raw>": one row per distinct caller identity.
+    number_key: Mapped[str] = mapped_column(String(160), unique=True)
+    e164: Mapped[str | None] = mapped_column(String(32), index=True)
+    raw_last: Mapped[str] = mapped_column(String(128), default="")
+    status: Mapped[CallerIdStatus] = mapped_column(_enum(CallerIdStatus, "caller_id_status"))
+    line_type: Mapped[str | None] = mapped_column(String(32))
+    region: Mapped[str | None] = mapped_column(String(128))
+    call_count: Mapped[int] = mapped_column(Integer, default=0)
+    emergency_count: Mapped[int] = mapped_column(Integer, default=0)
+    prank_count: Mapped[int] = mapped_column(Integer, default=0)
+    non_emergency_count: Mapped[int] = mapped_column(Integer, default=0)
+    first_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Call(Base):
+    """One 112 call: keyed by (pbx, caller channel Uniqueid), grouped by Linkedid."""
+
+    __tablename__ = "calls"
+    __table_args__ = (
+        UniqueConstraint("pbx", "uniqueid", name="uq_calls_pbx_uniqueid"),
+        Index("ix_calls_started_at", "started_at"),
+        Index("ix_calls_caller_started", "caller_key_id", "started_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    pbx: Mapped[str] = mapped_column(String(64))
+    uniqueid: Mapped[str] = mapped_column(String(64))
+    linkedid: Mapped[str] = mapped_column(String(64), index=True)
+    channel: Mapped[str] = mapped_column(String(128), default="")
+
+    # Caller ID as received, its normalisation, and the caller row it belongs to.
+    caller_id_raw: Mapped[str] = mapped_column(String(128), default="")
+    caller_id_name: Mapped[str] = mapped_column(String(128), default="")
+    caller_e164: Mapped[str | None] = mapped_column(String(32), index=True)
+    caller_id_status: Mapped[CallerIdStatus] = mapped_column(
+        _enum(CallerIdStatus, "caller_id_status"), default=CallerIdStatus.withheld
+    )
+    caller_key_id: Mapped[int | None] = mapped_column(ForeignKey("callers.id"))
+
+    # Telephony (written by the AMI listener only).
+    outcome: Mapped[Outcome] = mapped_column(_enum(Outcome, "outcome"), index=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    queue: Mapped[str | None] = mapped_column(String(64))
+    queue_position: Mapped[int | None] = mapped_column(Integer)
+    operator: Mapped[str | None] = mapped_column(String(128), index=True)
+    operator_interface: Mapped[str | None] = mapped_column(String(128))
+    wait_seconds: Mapped[int | None] = mapped_column(Integer)
+    talk_seconds: Mapped[int | None] = mapped_column(Integer)
+    ended_by: Mapped[str | None] = mapped_column(String(16))  # caller | operator | system
+    hangup_cause: Mapped[int | None] = mapped_column(Integer)
+    hangup_cause_txt: Mapped[str | None] = mapped_column(String(64))
+    transferred_to: Mapped[str | None] = mapped_column(String(128))
+    # The listener lost sight of the call (AMI gap); closed by reconciliation.
+    gap: Mapped[bool] = mapped_column(Boolean, default=False)
+    gap_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The state machine's own snapshot, so a restarted listener resumes the call.
+    telephony_state: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+    # What the IVR did.
+    ivr_flag: Mapped[str | None] = mapped_column(String(32))
+    ivr_warning_played: Mapped[bool | None] = mapped_column(Boolean)
+    ivr_lookup_ms: Mapped[int | None] = mapped_column(Integer)
+    ivr_priority: Mapped[int | None] = mapped_column(Integer)
+
+    # Classification (written by operators only), kept apart from the telephony outcome.
+    classification: Mapped[Classification | None] = mapped_column(
+        _enum(Classification, "classification"), index=True
+    )
+    classification_reason: Mapped[str | None] = mapped_column(String(64))
+    classification_note: Mapped[str | None] = mapped_column(Text)
+    classified_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    classified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012
+
+    events: Mapped[list[CallEvent]] = relationship(
+        back_populates="call", order_by="CallEvent.id", viewonly=True
+    )
+    history: Mapped[list[ClassificationChange]] = relationship(
+        back_populates="call", order_by="ClassificationChange.id", viewonly=True
+    )
+
+
+class CallEvent(Base):
+    """A raw AMI event, append-only: the audit trail a call row is derived from."""
+
+    __tablename__ = "call_events"
+    __table_args__ = (
+        UniqueConstraint("pbx", "dedup_key", name="uq_call_events_pbx_dedup_key"),
+        Index("ix_call_events_pbx_uniqueid", "pbx", "uniqueid"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    pbx: Mapped[str] = mapped_column(String(64))
+    # A hash of the frame: the same event delivered twice is stored once.
+    dedup_key: Mapped[str] = mapped_column(String(64))
+    call_id: Mapped[int | None] = mapped_column(ForeignKey("calls.id"), index=True)
+    uniqueid: Mapped[str | None] = mapped_column(String(64))
+    linkedid: Mapped[str | None] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(64))
+    event_time: Mapped[datetime] = mapped_column(UTCDateTime)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Headers in wire order, repeated keys kept: [[key, value], ...].
+    headers: Mapped[list[list[str]]] = mapped_column(JSON)
+
+    call: Mapped[Call | None] = relationship(back_populates="events")
+
+
+class ClassificationChange(Base):
+    """Every classification change: who, when, from what, to what, why."""
+
+    __tablename__ = "classification_changes"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    call_id: Mapped[int] = mapped_column(ForeignKey("calls.id"), index=True)
+    changed_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    old_classification: Mapped[Classification | None] = mapped_column(
+        _enum(Classification, "classification")
+    )
+    new_classification: Mapped[Classification] = mapped_column(
+        _enum(Classification, "classification")
+    )
+    old_reason: Mapped[str | None] = mapped_column(String(64))
+    new_reason: Mapped[str | None] = mapped_column(String(64))
+    note: Mapped[str | None] = mapped_column(Text)
+
+    call: Mapped[Call] = relationship(back_populates="history")
+    changed_by: Mapped[User] = relationship()
