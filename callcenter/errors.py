@@ -1,12 +1,12 @@
 """Domain errors. Each carries its HTTP status; one handler in the API turns them into responses.
 
-    CallCenterError
-    ├── NotFound            404
-    ├── Conflict            409  (stale write, duplicate)
-    ├── InvalidInput        422
-    ├── Unauthorized        401
-    ├── Forbidden           403
-    └── ServiceUnavailable  503
+CallCenterError
+├── NotFound            404
+├── Conflict            409  (stale write, duplicate)
+├── InvalidInput        422
+├── Unauthorized        401
+├── Forbidden           403
+└── ServiceUnavailable  503
 """
 
 from __future__ import annotations

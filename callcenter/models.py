@@ -190,12 +190,6 @@ class Call(Base):
     # The state machine's own snapshot, so a restarted listener resumes the call.
     telephony_state: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
-    # What the IVR did.
-    ivr_flag: Mapped[str | None] = mapped_column(String(32))
-    ivr_warning_played: Mapped[bool | None] = mapped_column(Boolean)
-    ivr_lookup_ms: Mapped[int | None] = mapped_column(Integer)
-    ivr_priority: Mapped[int | None] = mapped_column(Integer)
-
     # Classification (written by operators only), kept apart from the telephony outcome.
     classification: Mapped[Classification | None] = mapped_column(
         _enum(Classification, "classification"), index=True

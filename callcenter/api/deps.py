@@ -1,4 +1,4 @@
-"""Request-scoped dependencies. The session dependency owns commit/rollback; services never commit."""
+"""Request-scoped dependencies: the session dependency owns commit and rollback."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-28 03:00:39.048109
+Create Date: 2026-11-28 03:04:59.915648
 """
 
 from collections.abc import Sequence
@@ -139,10 +139,6 @@ def upgrade() -> None:
         sa.Column("gap", sa.Boolean(), nullable=False),
         sa.Column("gap_started_at", callcenter.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("telephony_state", sa.JSON(), nullable=False),
-        sa.Column("ivr_flag", sa.String(length=32), nullable=True),
-        sa.Column("ivr_warning_played", sa.Boolean(), nullable=True),
-        sa.Column("ivr_lookup_ms", sa.Integer(), nullable=True),
-        sa.Column("ivr_priority", sa.Integer(), nullable=True),
         sa.Column(
             "classification",
             sa.Enum(
