@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from callcenter.api import health
+from callcenter.api import auth, health
 from callcenter.db import make_engine, make_sessionmaker
 from callcenter.errors import CallCenterError, ServiceUnavailable
 from callcenter.migrate import is_at_head
@@ -54,4 +54,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
 
     app.include_router(health.router)
+    app.include_router(auth.router)
     return app
