@@ -7,7 +7,7 @@ from itertools import count
 
 from sqlalchemy.orm import Session
 
-from callcenter.models import Call, Classification, Outcome, Role, User
+from callcenter.models import Call, Caller, Classification, Outcome, Role, User
 from callcenter.phone import normalise
 from callcenter.users.security import hash_password
 
@@ -50,6 +50,7 @@ def make_call(
     wait_seconds: int | None = 3,
     talk_seconds: int | None = 21,
     pbx: str = "test-pbx",
+    caller_key_id: int | None = None,
 ) -> Call:
     n = next(_seq)
     started = started_at or datetime(2025, 5, 1, 1, 0, tzinfo=UTC) + timedelta(minutes=n)
@@ -64,6 +65,7 @@ def make_call(
         caller_id_name=caller_name,
         caller_e164=number.e164,
         caller_id_status=number.status,
+        caller_key_id=caller_key_id,
         outcome=outcome,
         started_at=started,
         queued_at=started + timedelta(seconds=6),
@@ -79,3 +81,23 @@ def make_call(
     session.add(call)
     session.flush()
     return call
+
+
+def make_caller(session: Session, *, number: str = "081234567890", **counts: int) -> Caller:
+    """The caller row for ``number`` (as the AMI listener keeps it), with optional counts."""
+    normalised = normalise(number)
+    caller = Caller(
+        number_key=normalised.key,
+        e164=normalised.e164,
+        raw_last=number,
+        status=normalised.status,
+        line_type=normalised.line_type,
+        region=normalised.region,
+        call_count=counts.get("call_count", 0),
+        emergency_count=counts.get("emergency_count", 0),
+        prank_count=counts.get("prank_count", 0),
+        non_emergency_count=counts.get("non_emergency_count", 0),
+    )
+    session.add(caller)
+    session.flush()
+    return caller
