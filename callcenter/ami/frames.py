@@ -8,7 +8,7 @@ whoever reads the frames; a frame with no header at all is junk as a whole.
 
 >>> parser = FrameParser()
 >>> frames = parser.feed(b"Event: Newchannel\\r\\nChannel: PJSIP/trunk-00000002\\r\\n"
-...                      b"CallerIDNum: 081234567890\\r\\nUniqueid: 1795830841.2\\r\\n\\r\\nEvent: Ha")
+...     b"CallerIDNum: 081234567890\\r\\nUniqueid: 1795830841.2\\r\\n\\r\\nEvent: Ha")
 >>> frames[0].name, frames[0]["Uniqueid"]
 ('Newchannel', '1795830841.2')
 >>> parser.feed(b"ngup\\r\\nCause: 16\\r\\n\\r\\n")[0]["Cause"]

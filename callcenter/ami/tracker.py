@@ -271,12 +271,14 @@ class CallTracker:
         authoritative = name in ("Newchannel", "NewCallerid")
         changed = False
         # Any event on the channel repeats its caller ID: it fills in a missed NewCallerid.
-        if num is not None and num != state.caller_id_raw:
-            if authoritative or state.caller_id_raw == "<unknown>":
-                state.caller_id_raw, changed = num, True
-        if cid_name is not None and cid_name != state.caller_id_name:
-            if authoritative or state.caller_id_name == "<unknown>":
-                state.caller_id_name, changed = cid_name, True
+        if num not in (None, state.caller_id_raw) and (
+            authoritative or state.caller_id_raw == "<unknown>"
+        ):
+            state.caller_id_raw, changed = str(num), True
+        if cid_name not in (None, state.caller_id_name) and (
+            authoritative or state.caller_id_name == "<unknown>"
+        ):
+            state.caller_id_name, changed = str(cid_name), True
         return changed
 
     def _apply(self, state: CallState, frame: Frame, name: str, when: datetime) -> bool:
@@ -306,10 +308,10 @@ class CallTracker:
         if frame.get("Application") == "AGI":
             state.ivr = True
         context = frame.get("Context")
-        if context and context != self.inbound_context and state.answered_at is not None:
+        answered = state.answered_at is not None
+        if context and context != self.inbound_context and answered and not state.transferred_to:
             # The answered caller now runs another context: it was transferred (e.g. Redirect).
-            if state.transferred_to is None:
-                state.transferred_to = f"{context},{frame.get('Exten') or ''}"
+            state.transferred_to = f"{context},{frame.get('Exten') or ''}"
 
     def _on_join(self, state: CallState, frame: Frame, when: datetime) -> None:
         if state.queued_at is None:
