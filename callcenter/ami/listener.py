@@ -1,0 +1,314 @@
+"""The AMI listener: session -> bounded queue -> tracker -> batched store (or the spool).
+
+Two threads. The connection thread logs in (pyst2), pings with a deadline, and on a lost
+connection reconnects with backoff, a new session each time; after a reconnect it asks for
+CoreShowChannels and QueueStatus. The consumer thread feeds frames to the tracker in wire order,
+so those list replies are handled at exactly their place in the stream: an open call whose
+channel is not in the list ended during the gap and is closed, marked gap. A full queue blocks
+the reader (TCP backpressure) rather than dropping a frame.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from asterisk.manager import ManagerException
+
+from callcenter.ami.client import ActionTimeout, AmiSession, AuthenticationFailed
+from callcenter.ami.frames import Frame
+from callcenter.ami.spool import Spool
+from callcenter.ami.store import Batch, CallStore, StoredEvent, StoreUnavailable
+from callcenter.ami.tracker import CallState, CallTracker
+from callcenter.db import utcnow
+from callcenter.settings import AmiSettings
+
+log = logging.getLogger(__name__)
+
+Publish = Callable[[list[CallState]], None]
+_IDLE = object()
+
+
+@dataclass(slots=True)
+class _Reconcile:
+    gap_started_at: datetime
+    alive: set[str] = field(default_factory=set)
+
+
+@dataclass(slots=True)
+class Counters:
+    frames: int = 0
+    stored_events: int = 0
+    batches: int = 0
+    spooled_batches: int = 0
+    connections: int = 0
+    gap_closed_calls: int = 0
+
+
+class Listener:
+    def __init__(
+        self,
+        settings: AmiSettings,
+        store: CallStore,
+        spool: Spool,
+        *,
+        publish: Publish | None = None,
+        stop_at_eof: bool = False,
+        queue_size: int = 20000,
+        batch_max: int = 2000,
+        flush_interval: float = 0.05,
+        db_retry_seconds: float = 1.0,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.spool = spool
+        self.publish = publish
+        self.stop_at_eof = stop_at_eof
+        self.batch_max = batch_max
+        self.flush_interval = flush_interval
+        self.db_retry_seconds = db_retry_seconds
+        self.tracker = CallTracker(
+            inbound_context=settings.inbound_context,
+            inbound_extensions=settings.inbound_extensions,
+        )
+        self.counters = Counters()
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=queue_size)
+        self._stopping = threading.Event()
+        self._reconciles: dict[str, _Reconcile] = {}
+        self._session: AmiSession | None = None
+        self._state = "starting"
+        self._db_state = "ok"
+        self._retry_db_at = 0.0
+        self._threads: list[threading.Thread] = []
+        self._resume_gap: datetime | None = None
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        try:
+            open_calls = self.store.load_open_calls()
+        except Exception as exc:  # the database may be down: the spool covers it
+            log.warning("could not load open calls to resume (%s)", type(exc).__name__)
+            open_calls = []
+        if open_calls:
+            self.tracker.resume(open_calls)
+            self._resume_gap = max(c.last_event_at for c in open_calls)
+            log.info("resuming %d open calls", len(open_calls))
+        for target, name in ((self._consume, "ami-consumer"), (self._connect_loop, "ami-conn")):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stopping.set()
+        session = self._session
+        if session is not None:
+            session.close()
+        self._threads[1].join(timeout)
+        self._queue.put(None)
+        self._threads[0].join(timeout)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Until the stream ends (stop_at_eof) and everything read is stored."""
+        self._threads[1].join(timeout)
+        if self._threads[1].is_alive():
+            return False
+        self._queue.put(None)
+        self._threads[0].join(timeout)
+        return not self._threads[0].is_alive()
+
+    def readiness(self) -> str:
+        """ "ok", or why the listener is not doing its job (for /readyz)."""
+        if self._state != "ok":
+            return self._state
+        return self._db_state
+
+    # -- connection -------------------------------------------------------------------------
+
+    def _set_state(self, state: str) -> None:
+        if state != self._state:
+            (log.info if state == "ok" else log.warning)("AMI: %s", state)
+        self._state = state
+
+    def _connect_loop(self) -> None:
+        s = self.settings
+        delay = s.reconnect_min_seconds
+        gap_started = self._resume_gap
+        where = f"{s.host}:{s.port}"
+        while not self._stopping.is_set():
+            lost = threading.Event()
+            session = AmiSession(
+                self._enqueue, action_timeout=s.ping_timeout_seconds, on_lost=_setter(lost)
+            )
+            try:
+                session.connect(s.host, s.port, timeout=s.ping_timeout_seconds)
+                log.info("AMI: connected to %s", where)
+                session.login(s.username, s.secret.get_secret_value())
+            except AuthenticationFailed as exc:
+                session.close()
+                self._set_state(
+                    f"authentication failed at {where} ({exc}): check ami.username / ami.secret"
+                )
+            except (ManagerException, OSError) as exc:
+                session.close()
+                self._set_state(f"cannot reach Asterisk at {where}: {exc}")
+            else:
+                self.counters.connections += 1
+                self._session = session
+                self._set_state("ok")
+                delay = s.reconnect_min_seconds
+                if gap_started is not None or self.tracker.calls:
+                    self._request_reconcile(session, gap_started or utcnow())
+                self._watch(session, lost)
+                session.close()
+                if self._stopping.is_set():
+                    return
+                gap_started = utcnow()
+                self._set_state(f"connection to {where} lost: {session.lost_reason or 'no Pong'}")
+                if self.stop_at_eof:
+                    return
+            log.info("AMI: retrying in %g s", delay)
+            if self._stopping.wait(delay):
+                return
+            delay = min(delay * 2, s.reconnect_max_seconds)
+
+    def _watch(self, session: AmiSession, lost: threading.Event) -> None:
+        """Ping with a deadline until the connection is lost or does not answer."""
+        interval = self.settings.ping_interval_seconds
+        while not self._stopping.is_set():
+            if lost.wait(interval):
+                return
+            try:
+                session.ping()
+            except ActionTimeout as exc:
+                log.warning("AMI: %s; reconnecting", exc)
+                return
+            except ManagerException:
+                return
+
+    def _request_reconcile(self, session: AmiSession, gap_started: datetime) -> None:
+        action_id = session.new_action_id()
+        self._reconciles[action_id] = _Reconcile(gap_started)
+        try:
+            session.send_raw({"Action": "CoreShowChannels", "ActionID": action_id})
+            session.send_raw({"Action": "QueueStatus", "ActionID": session.new_action_id()})
+        except ManagerException as exc:
+            log.warning("AMI: reconcile request failed (%s)", exc)
+
+    def _enqueue(self, frame: Frame) -> None:
+        self._queue.put((frame, utcnow()))  # blocks when full: backpressure, never a drop
+
+    # -- consuming --------------------------------------------------------------------------
+
+    def _consume(self) -> None:
+        batch = Batch()
+        opened = time.monotonic()
+        while True:
+            try:
+                item = self._queue.get(timeout=self.flush_interval)
+            except queue.Empty:
+                item = _IDLE
+            if item is None:
+                self._flush(batch, final=True)
+                return
+            if item is not _IDLE:
+                assert isinstance(item, tuple)
+                if not batch:
+                    opened = time.monotonic()
+                self._handle(item[0], item[1], batch)
+            if batch and (
+                len(batch) >= self.batch_max
+                or self._queue.empty()
+                or time.monotonic() - opened >= self.flush_interval
+            ):
+                self._flush(batch)
+                batch = Batch()
+            elif item is _IDLE and len(self.spool) and time.monotonic() >= self._retry_db_at:
+                self._flush(Batch())  # the database may be back: drain the spool
+
+    def _handle(self, frame: Frame, received_at: datetime, batch: Batch) -> None:
+        self.counters.frames += 1
+        action_id = frame.action_id
+        if action_id is not None and action_id in self._reconciles:
+            self._reconcile_item(action_id, frame, batch)
+            return
+        tracked = self.tracker.feed(frame, received_at)
+        event = None
+        if tracked.call_uniqueid is not None:
+            event = StoredEvent(frame, tracked.event_time, received_at, tracked.call_uniqueid)
+        batch.add(event, tracked.changed)
+
+    def _reconcile_item(self, action_id: str, frame: Frame, batch: Batch) -> None:
+        pending = self._reconciles[action_id]
+        if frame.name == "CoreShowChannel":
+            uniqueid = frame.get("Uniqueid")
+            if uniqueid:
+                pending.alive.add(uniqueid)
+        elif frame.name == "CoreShowChannelsComplete":
+            del self._reconciles[action_id]
+            closed = self.tracker.close_gap(pending.alive, pending.gap_started_at)
+            self.counters.gap_closed_calls += len(closed)
+            for state in closed:
+                log.warning("call %s ended during the AMI gap: closed, marked gap", state.uniqueid)
+                batch.add(None, state)
+
+    def _flush(self, batch: Batch, *, final: bool = False) -> None:
+        if len(self.spool):
+            if time.monotonic() < self._retry_db_at and not final:
+                self._spool(batch)
+                return
+            if not self._drain():
+                self._spool(batch)
+                return
+        if not batch:
+            return
+        try:
+            self.store.write(batch)
+        except StoreUnavailable as exc:
+            self._db_down(exc)
+            self._spool(batch)
+            return
+        self._stored(batch)
+
+    def _drain(self) -> bool:
+        for path, spooled in self.spool.pending():
+            try:
+                self.store.write(spooled)
+            except StoreUnavailable as exc:
+                self._db_down(exc)
+                return False
+            self.spool.done(path)
+            self._stored(spooled)
+        log.info("spool drained: the database is back")
+        return True
+
+    def _spool(self, batch: Batch) -> None:
+        if batch:
+            self.spool.append(batch)
+            self.counters.spooled_batches += 1
+
+    def _db_down(self, exc: Exception) -> None:
+        self._retry_db_at = time.monotonic() + self.db_retry_seconds
+        state = f"database unavailable, events spooled on disk ({exc})"
+        if self._db_state == "ok":
+            log.error("AMI store: %s", state)
+        self._db_state = state[:300]
+
+    def _stored(self, batch: Batch) -> None:
+        self._db_state = "ok"
+        self.counters.batches += 1
+        self.counters.stored_events += len(batch.events)
+        if self.publish is not None and batch.calls:
+            try:
+                self.publish(list(batch.calls.values()))
+            except Exception:
+                log.exception("live bus publish failed; the calls are stored")
+
+
+def _setter(event: threading.Event) -> Callable[[str], None]:
+    return lambda _reason: event.set()

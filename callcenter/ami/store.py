@@ -1,0 +1,263 @@
+"""Writes what the tracker saw: raw events append-only, call rows upserted, one transaction a batch.
+
+Idempotent: an event is stored once per (pbx, dedup_key), a call row is keyed by (pbx, uniqueid)
+and overwritten with the tracker's facts, which a repeated event does not change. A final row is
+never turned back into a live one (a replay that starts mid-call cannot undo its end).
+
+The listener never bumps ``Call.version``: that counter guards operators' classification edits,
+and a telephony update must not make an operator's tag fail with 409.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import Engine, Insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session, sessionmaker
+
+from callcenter.ami.frames import Frame
+from callcenter.ami.tracker import CallState
+from callcenter.db import utcnow
+from callcenter.models import Call, Caller, CallerIdStatus, CallEvent, Outcome
+from callcenter.phone import CallerNumber, normalise
+
+
+class StoreUnavailable(Exception):
+    """The database could not take the batch; nothing of it was written."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    frame: Frame
+    event_time: datetime
+    received_at: datetime
+    call_uniqueid: str | None
+
+
+@dataclass(slots=True)
+class Batch:
+    events: list[StoredEvent] = field(default_factory=list)
+    calls: dict[str, CallState] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.events) + len(self.calls)
+
+    def add(self, event: StoredEvent | None, changed: CallState | None) -> None:
+        if event is not None:
+            self.events.append(event)
+        if changed is not None:
+            self.calls[changed.uniqueid] = changed
+
+
+def _text(value: str | None, limit: int) -> str | None:
+    # PostgreSQL refuses NUL in text; columns have a length.
+    if value is None:
+        return None
+    return value.replace("\x00", "\\x00")[:limit]
+
+
+@lru_cache(maxsize=65536)
+def _normalise(raw: str, region: str) -> CallerNumber:
+    return normalise(raw, region)
+
+
+def _insert(engine_name: str) -> Any:
+    return postgresql.insert if engine_name == "postgresql" else sqlite.insert
+
+
+class CallStore:
+    def __init__(self, factory: sessionmaker[Session], *, pbx: str, region: str = "ID") -> None:
+        self.factory = factory
+        self.pbx = pbx
+        self.region = region
+
+    @property
+    def engine(self) -> Engine:
+        bind = self.factory.kw["bind"]
+        assert isinstance(bind, Engine)
+        return bind
+
+    def write(self, batch: Batch) -> None:
+        """Store one batch in one transaction, or raise StoreUnavailable and store none of it."""
+        if not batch.events and not batch.calls:
+            return
+        try:
+            with self.factory() as session, session.begin():
+                ids = self._upsert_calls(session, batch.calls.values())
+                self._append_events(session, batch.events, ids)
+        except DBAPIError as exc:
+            raise StoreUnavailable(f"{type(exc.orig).__name__}: {exc.orig}") from exc
+
+    def load_open_calls(self) -> list[CallState]:
+        """Snapshots of calls left open by a previous listener, so the tracker resumes them."""
+        live = [o for o in Outcome if not o.is_final]
+        with self.factory() as session:
+            rows = session.scalars(
+                select(Call.telephony_state).where(Call.pbx == self.pbx, Call.outcome.in_(live))
+            )
+            return [CallState.from_snapshot(state) for state in rows if state]
+
+    # -- calls ------------------------------------------------------------------------------
+
+    def _upsert_calls(self, session: Session, states: Iterable[CallState]) -> dict[str, int]:
+        states = list(states)
+        ids: dict[str, int] = {}
+        if not states:
+            return ids
+        existing = {
+            row.uniqueid: row
+            for row in session.execute(
+                select(Call.id, Call.uniqueid, Call.outcome, Call.caller_key_id).where(
+                    Call.pbx == self.pbx, Call.uniqueid.in_([s.uniqueid for s in states])
+                )
+            )
+        }
+        for state in states:
+            number = _normalise(state.caller_id_raw, self.region)
+            values = self._call_values(state, number)
+            row = existing.get(state.uniqueid)
+            if row is None:
+                caller_id = self._count_caller(session, number, None, state.started_at)
+                values["caller_key_id"] = caller_id
+                call_id = session.scalars(
+                    Call.__table__.insert().values(pbx=self.pbx, **values).returning(Call.id)  # type: ignore[attr-defined]
+                ).one()
+                ids[state.uniqueid] = call_id
+                continue
+            ids[state.uniqueid] = row.id
+            if Outcome(row.outcome).is_final and not state.is_final:
+                continue  # never reopen a finished call
+            values["caller_key_id"] = self._count_caller(
+                session, number, row.caller_key_id, state.started_at
+            )
+            session.execute(update(Call).where(Call.id == row.id).values(**values))
+        return ids
+
+    def _call_values(self, state: CallState, number: CallerNumber) -> dict[str, Any]:
+        return {
+            "uniqueid": state.uniqueid,
+            "linkedid": state.linkedid,
+            "channel": _text(state.channel, 128),
+            "caller_id_raw": _text(state.caller_id_raw, 128),
+            "caller_id_name": _text(state.caller_id_name, 128),
+            "caller_e164": number.e164,
+            "caller_id_status": number.status,
+            "outcome": Outcome(state.outcome),
+            "started_at": state.started_at,
+            "queued_at": state.queued_at,
+            "answered_at": state.answered_at,
+            "ended_at": state.ended_at,
+            "queue": _text(state.queue, 64),
+            "queue_position": state.queue_position,
+            "operator": _text(state.operator, 128),
+            "operator_interface": _text(state.operator_interface, 128),
+            "wait_seconds": state.wait_seconds,
+            "talk_seconds": state.talk_seconds,
+            "ended_by": state.ended_by,
+            "hangup_cause": state.hangup_cause,
+            "hangup_cause_txt": _text(state.hangup_cause_txt, 64),
+            "transferred_to": _text(state.transferred_to, 128),
+            "gap": state.gap,
+            "gap_started_at": state.gap_started_at,
+            "telephony_state": _json_safe(state.snapshot()),
+            "updated_at": utcnow(),
+        }
+
+    def _count_caller(
+        self, session: Session, number: CallerNumber, current: int | None, seen: datetime
+    ) -> int | None:
+        """The caller row for this number (counted once per call); withheld has none."""
+        if number.status == CallerIdStatus.withheld:
+            target = None
+        else:
+            target = self._caller_id(session, number, seen)
+        if target == current:
+            return current
+        if current is not None:
+            session.execute(
+                update(Caller).where(Caller.id == current).values(call_count=Caller.call_count - 1)
+            )
+        if target is not None:
+            session.execute(
+                update(Caller)
+                .where(Caller.id == target)
+                .values(call_count=Caller.call_count + 1, raw_last=_text(number.raw, 128))
+            )
+        return target
+
+    def _caller_id(self, session: Session, number: CallerNumber, seen: datetime) -> int:
+        key = _text(number.key, 160)
+        insert = _insert(self.engine.dialect.name)
+        stmt: Insert = (
+            insert(Caller)
+            .values(
+                number_key=key,
+                e164=number.e164,
+                raw_last=_text(number.raw, 128),
+                status=number.status,
+                line_type=number.line_type,
+                region=_text(number.region, 128),
+                call_count=0,
+                first_seen_at=seen,
+                last_seen_at=seen,
+            )
+            .on_conflict_do_nothing(index_elements=["number_key"])
+        )
+        session.execute(stmt)
+        caller_id = session.scalars(select(Caller.id).where(Caller.number_key == key)).one()
+        session.execute(
+            update(Caller)
+            .where(Caller.id == caller_id, Caller.last_seen_at < seen)
+            .values(last_seen_at=seen)
+        )
+        return caller_id
+
+    # -- events -----------------------------------------------------------------------------
+
+    def _append_events(
+        self, session: Session, events: Sequence[StoredEvent], ids: dict[str, int]
+    ) -> None:
+        if not events:
+            return
+        missing = {
+            e.call_uniqueid for e in events if e.call_uniqueid and e.call_uniqueid not in ids
+        }
+        if missing:
+            ids.update(
+                (row.uniqueid, row.id)
+                for row in session.execute(
+                    select(Call.uniqueid, Call.id).where(
+                        Call.pbx == self.pbx, Call.uniqueid.in_(missing)
+                    )
+                )
+            )
+        rows = [
+            {
+                "pbx": self.pbx,
+                "dedup_key": e.frame.digest,
+                "call_id": ids.get(e.call_uniqueid) if e.call_uniqueid else None,
+                "uniqueid": _text(e.frame.get("Uniqueid"), 64),
+                "linkedid": _text(e.frame.get("Linkedid"), 64),
+                "name": _text(e.frame.name, 64) or "",
+                "event_time": e.event_time,
+                "received_at": e.received_at,
+                "headers": [[_text(k, 1 << 20), _text(v, 1 << 20)] for k, v in e.frame.headers],
+            }
+            for e in events
+        ]
+        insert = _insert(self.engine.dialect.name)
+        session.execute(
+            insert(CallEvent).on_conflict_do_nothing(index_elements=["pbx", "dedup_key"]), rows
+        )
+
+
+def _json_safe(data: dict[str, Any]) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads(json.dumps(data).replace("\\u0000", "\\\\x00"))
+    return loaded

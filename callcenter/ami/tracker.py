@@ -1,0 +1,390 @@
+"""The call state machine: AMI frames in, call changes out. Pure: no I/O, no clock.
+
+A 112 call is the channel that runs the inbound context and extension (``from-pstn,112`` by
+default): the trunk channel of a PJSIP call, the ``;2`` half of a Local channel. It is keyed by
+that channel's Uniqueid and grouped by its Linkedid. The call keeps *facts* (when it joined the
+queue, who answered, Asterisk's HoldTime/TalkTime, the hangup) and derives its outcome from them,
+so a duplicated or late event (``AgentComplete`` after ``Hangup``, as after a Redirect) changes
+nothing or completes the call, whatever the order.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Collection, Iterable
+from dataclasses import asdict, dataclass, field, fields
+from datetime import UTC, datetime
+from typing import Any
+
+from callcenter.ami.frames import Frame
+
+# Queue() statuses that mean "the queue gave up", as opposed to a caller who hung up.
+UNANSWERED_QUEUE_STATUSES = frozenset(
+    {"TIMEOUT", "FULL", "JOINEMPTY", "LEAVEEMPTY", "JOINUNAVAIL", "LEAVEUNAVAIL"}
+)
+# Hangup causes that mean the network failed the call rather than someone ending it.
+FAILURE_CAUSES = frozenset({1, 3, 21, 27, 34, 38, 41, 42, 44, 47, 50, 58, 88, 102, 111, 127})
+# Dial legs: a Local ';1' half executes the inbound extension as "AppDial2", it is not a caller.
+_DIAL_APPS = ("AppDial", "AppDial2")
+_RING_STATE = "4"
+# Finished calls kept in memory for late events; channels seen but not (yet) calls.
+MAX_FINISHED = 5000
+MAX_CANDIDATES = 5000
+
+_TIME_FIELDS = frozenset(
+    {"started_at", "queued_at", "answered_at", "ended_at", "gap_started_at", "last_event_at"}
+)
+
+
+@dataclass(slots=True)
+class CallState:
+    uniqueid: str
+    linkedid: str
+    channel: str
+    started_at: datetime
+    last_event_at: datetime
+    caller_id_raw: str = "<unknown>"
+    caller_id_name: str = "<unknown>"
+    ivr: bool = False
+    queue: str | None = None
+    queue_position: int | None = None
+    queued_at: datetime | None = None
+    operators_rung: list[str] = field(default_factory=list)
+    answered_at: datetime | None = None
+    operator: str | None = None
+    operator_interface: str | None = None
+    operator_channel: str | None = None
+    wait_seconds: int | None = None
+    talk_seconds: int | None = None
+    complete_reason: str | None = None
+    abandoned: bool = False
+    queue_status: str | None = None
+    transferred_to: str | None = None
+    first_hangup_request: str | None = None  # "HangupRequest" (a party) or "SoftHangupRequest"
+    ended_at: datetime | None = None
+    hangup_cause: int | None = None
+    hangup_cause_txt: str | None = None
+    gap: bool = False
+    gap_started_at: datetime | None = None
+
+    @property
+    def is_final(self) -> bool:
+        return self.ended_at is not None or self.gap
+
+    @property
+    def outcome(self) -> str:
+        if not self.is_final:
+            if self.answered_at is not None:
+                return "connected"
+            if self.queued_at is not None:
+                return "ringing" if self.operators_rung else "queued"
+            return "in_ivr"
+        if self.answered_at is not None:
+            return "answered"
+        if self.queue_status in UNANSWERED_QUEUE_STATUSES:
+            return "unanswered"
+        if self.abandoned or self.queued_at is not None:
+            return "abandoned_in_queue"
+        if self.hangup_cause in FAILURE_CAUSES:
+            return "failed"
+        return "abandoned_in_ivr"
+
+    @property
+    def ended_by(self) -> str | None:
+        if not self.is_final or self.ended_at is None:
+            return None
+        outcome = self.outcome
+        if outcome == "answered":
+            if self.transferred_to is None and self.complete_reason in ("caller", "agent"):
+                return "caller" if self.complete_reason == "caller" else "operator"
+            return "caller" if self.first_hangup_request == "HangupRequest" else "system"
+        if outcome in ("abandoned_in_queue", "abandoned_in_ivr"):
+            return "caller"
+        return "system"
+
+    def snapshot(self) -> dict[str, Any]:
+        """JSON-ready state, so a restarted listener resumes the call (see from_snapshot)."""
+        data = asdict(self)
+        for name in _TIME_FIELDS:
+            value = data[name]
+            data[name] = value.isoformat() if value is not None else None
+        return data
+
+    @classmethod
+    def from_snapshot(cls, data: dict[str, Any]) -> CallState:
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        for name in _TIME_FIELDS:
+            if values.get(name) is not None:
+                values[name] = datetime.fromisoformat(values[name])
+        return cls(**values)
+
+
+@dataclass(frozen=True, slots=True)
+class Tracked:
+    """What one frame meant: its time, the call it belongs to, and the call if it changed."""
+
+    event_time: datetime
+    call_uniqueid: str | None
+    changed: CallState | None
+
+
+def event_time(frame: Frame, received_at: datetime) -> datetime:
+    """Asterisk's own Timestamp (timestampevents = yes) when present, else the arrival time.
+
+    >>> event_time(Frame([("Event", "Hangup"), ("Timestamp", "1795828504.032591")]),
+    ...            datetime(2030, 1, 1, tzinfo=UTC)).isoformat()
+    '2026-11-28T01:15:04.032591+00:00'
+    """
+    stamp = frame.get("Timestamp")
+    if stamp:
+        try:
+            return datetime.fromtimestamp(float(stamp), UTC)
+        except (ValueError, OverflowError):
+            pass
+    return received_at
+
+
+_FACT_NAMES = tuple(
+    f.name for f in fields(CallState) if f.name not in ("last_event_at", "operators_rung")
+)
+
+
+def _facts(state: CallState) -> tuple[Any, ...]:
+    """Everything that matters about a call, cheap to compare (not the last event's time)."""
+    return (len(state.operators_rung), *(getattr(state, name) for name in _FACT_NAMES))
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value not in (None, "") else None
+    except ValueError:
+        return None
+
+
+class CallTracker:
+    def __init__(self, *, inbound_context: str, inbound_extensions: Collection[str]) -> None:
+        self.inbound_context = inbound_context
+        self.inbound_extensions = frozenset(inbound_extensions)
+        self.calls: dict[str, CallState] = {}
+        self.finished: OrderedDict[str, CallState] = OrderedDict()
+        self._by_linkedid: dict[str, str] = {}
+        self._candidates: OrderedDict[str, tuple[Frame, datetime]] = OrderedDict()
+
+    # -- resuming ---------------------------------------------------------------------------
+
+    def resume(self, states: Iterable[CallState]) -> None:
+        """Pick up calls that were open when the previous listener stopped."""
+        for state in states:
+            target = self.finished if state.is_final else self.calls
+            target[state.uniqueid] = state
+            self._by_linkedid[state.linkedid] = state.uniqueid
+
+    def open_calls(self) -> list[CallState]:
+        return list(self.calls.values())
+
+    def close_gap(self, alive: Collection[str], gap_started_at: datetime) -> list[CallState]:
+        """After a lost connection: open calls whose channel is gone ended during the gap."""
+        closed = []
+        for uniqueid in [u for u in self.calls if u not in alive]:
+            state = self.calls.pop(uniqueid)
+            state.gap = True
+            state.gap_started_at = gap_started_at
+            self._finish(state)
+            closed.append(state)
+        return closed
+
+    # -- events -----------------------------------------------------------------------------
+
+    def feed(self, frame: Frame, received_at: datetime) -> Tracked:
+        when = event_time(frame, received_at)
+        if not frame.is_event or frame.action_id is not None:
+            # Replies and list items (Status, CoreShowChannel...) describe, they do not change.
+            return Tracked(when, None, None)
+        name = frame.name
+        uniqueid = frame.get("Uniqueid")
+        state = self._find(uniqueid) if uniqueid else None
+        if state is None:
+            if name == "AgentComplete" and uniqueid is None:
+                # After a Redirect AgentComplete names only the member: match its interface.
+                state = self._by_interface(frame.get("Interface"))
+            elif uniqueid is not None and name in ("Newchannel", "Newexten"):
+                state = self._maybe_start(frame, uniqueid, when)
+            elif uniqueid is not None and name == "Hangup":
+                self._candidates.pop(uniqueid, None)
+        if state is None:
+            linked = frame.get("Linkedid")
+            owner = self._by_linkedid.get(linked) if linked else None
+            return Tracked(when, owner, None)
+        changed = self._apply(state, frame, name, when)
+        return Tracked(when, state.uniqueid, state if changed else None)
+
+    def _find(self, uniqueid: str) -> CallState | None:
+        return self.calls.get(uniqueid) or self.finished.get(uniqueid)
+
+    def _by_interface(self, interface: str | None) -> CallState | None:
+        if not interface:
+            return None
+        matches = [
+            s
+            for s in (*self.calls.values(), *reversed(self.finished.values()))
+            if s.operator_interface == interface and s.talk_seconds is None
+        ]
+        return matches[0] if matches else None
+
+    def _is_inbound(self, frame: Frame) -> bool:
+        return (
+            frame.get("Context") == self.inbound_context
+            and frame.get("Exten") in self.inbound_extensions
+        )
+
+    def _maybe_start(self, frame: Frame, uniqueid: str, when: datetime) -> CallState | None:
+        if not self._is_inbound(frame):
+            return None
+        if frame.name == "Newchannel":
+            if frame.get("ChannelState") != _RING_STATE:
+                # Maybe a dial leg, maybe a caller: its first dialplan step will tell.
+                self._candidates[uniqueid] = (frame, when)
+                if len(self._candidates) > MAX_CANDIDATES:
+                    self._candidates.popitem(last=False)
+                return None
+            first, started = frame, when
+        else:
+            if frame.get("Application") in _DIAL_APPS:
+                self._candidates.pop(uniqueid, None)
+                return None
+            first, started = self._candidates.pop(uniqueid, (frame, when))
+        state = CallState(
+            uniqueid=uniqueid,
+            linkedid=first.get("Linkedid") or uniqueid,
+            channel=first.get("Channel") or "",
+            started_at=started,
+            last_event_at=started,
+        )
+        self.calls[uniqueid] = state
+        self._by_linkedid[state.linkedid] = uniqueid
+        self._update_caller_id(state, first, first.name)
+        return state
+
+    def _update_caller_id(self, state: CallState, frame: Frame, name: str) -> bool:
+        num, cid_name = frame.get("CallerIDNum"), frame.get("CallerIDName")
+        authoritative = name in ("Newchannel", "NewCallerid")
+        changed = False
+        # Any event on the channel repeats its caller ID: it fills in a missed NewCallerid.
+        if num not in (None, state.caller_id_raw) and (
+            authoritative or state.caller_id_raw == "<unknown>"
+        ):
+            state.caller_id_raw, changed = str(num), True
+        if cid_name not in (None, state.caller_id_name) and (
+            authoritative or state.caller_id_name == "<unknown>"
+        ):
+            state.caller_id_name, changed = str(cid_name), True
+        return changed
+
+    def _apply(self, state: CallState, frame: Frame, name: str, when: datetime) -> bool:
+        before = _facts(state)
+        if frame.get("Uniqueid") == state.uniqueid:
+            self._update_caller_id(state, frame, name)
+        handler = _HANDLERS.get(name)
+        if handler is not None:
+            handler(self, state, frame, when)
+        state.last_event_at = max(state.last_event_at, when)
+        return _facts(state) != before
+
+    def _finish(self, state: CallState) -> None:
+        self.calls.pop(state.uniqueid, None)
+        self.finished[state.uniqueid] = state
+        self.finished.move_to_end(state.uniqueid)
+        while len(self.finished) > MAX_FINISHED:
+            old, old_state = self.finished.popitem(last=False)
+            if self._by_linkedid.get(old_state.linkedid) == old:
+                del self._by_linkedid[old_state.linkedid]
+
+    # -- handlers: each sets facts once, so repeats change nothing ----------------------------
+
+    def _on_newexten(self, state: CallState, frame: Frame, when: datetime) -> None:
+        if frame.get("Uniqueid") != state.uniqueid:
+            return
+        if frame.get("Application") == "AGI":
+            state.ivr = True
+        context = frame.get("Context")
+        answered = state.answered_at is not None
+        if context and context != self.inbound_context and answered and not state.transferred_to:
+            # The answered caller now runs another context: it was transferred (e.g. Redirect).
+            state.transferred_to = f"{context},{frame.get('Exten') or ''}"
+
+    def _on_join(self, state: CallState, frame: Frame, when: datetime) -> None:
+        if state.queued_at is None:
+            state.queued_at = when
+            state.queue = frame.get("Queue")
+            state.queue_position = _int(frame.get("Position"))
+
+    def _on_agent_called(self, state: CallState, frame: Frame, when: datetime) -> None:
+        member = frame.get("MemberName") or frame.get("Interface") or ""
+        if member not in state.operators_rung:
+            state.operators_rung.append(member)
+
+    def _on_connect(self, state: CallState, frame: Frame, when: datetime) -> None:
+        if state.answered_at is None:
+            state.answered_at = when
+            state.operator = frame.get("MemberName")
+            state.operator_interface = frame.get("Interface")
+            state.operator_channel = frame.get("DestChannel")
+            state.wait_seconds = _int(frame.get("HoldTime"))
+            if state.queue is None:
+                state.queue = frame.get("Queue")
+
+    def _on_complete(self, state: CallState, frame: Frame, when: datetime) -> None:
+        if state.talk_seconds is None:
+            state.talk_seconds = _int(frame.get("TalkTime"))
+            state.complete_reason = frame.get("Reason")
+            if state.wait_seconds is None:
+                state.wait_seconds = _int(frame.get("HoldTime"))
+            if state.operator is None:
+                state.operator = frame.get("MemberName")
+                state.operator_interface = frame.get("Interface")
+
+    def _on_abandon(self, state: CallState, frame: Frame, when: datetime) -> None:
+        if not state.abandoned:
+            state.abandoned = True
+            if state.answered_at is None:
+                state.wait_seconds = _int(frame.get("HoldTime"))
+            if state.queue_position is None:
+                state.queue_position = _int(frame.get("OriginalPosition"))
+
+    def _on_varset(self, state: CallState, frame: Frame, when: datetime) -> None:
+        if frame.get("Uniqueid") == state.uniqueid and frame.get("Variable") == "QUEUESTATUS":
+            state.queue_status = frame.get("Value")
+
+    def _on_hangup_request(self, state: CallState, frame: Frame, when: datetime) -> None:
+        if frame.get("Uniqueid") == state.uniqueid and state.first_hangup_request is None:
+            state.first_hangup_request = frame.name
+
+    def _on_transfer(self, state: CallState, frame: Frame, when: datetime) -> None:
+        if state.transferred_to is None:
+            target = frame.get("Extension") or frame.get("TransferTargetChannel") or "transfer"
+            state.transferred_to = f"{frame.get('Context') or ''},{target}".lstrip(",")
+
+    def _on_hangup(self, state: CallState, frame: Frame, when: datetime) -> None:
+        if frame.get("Uniqueid") != state.uniqueid or state.ended_at is not None:
+            return
+        state.ended_at = when
+        state.hangup_cause = _int(frame.get("Cause"))
+        state.hangup_cause_txt = frame.get("Cause-txt")
+        self._finish(state)
+
+
+_HANDLERS = {
+    "Newexten": CallTracker._on_newexten,
+    "QueueCallerJoin": CallTracker._on_join,
+    "AgentCalled": CallTracker._on_agent_called,
+    "AgentConnect": CallTracker._on_connect,
+    "AgentComplete": CallTracker._on_complete,
+    "QueueCallerAbandon": CallTracker._on_abandon,
+    "VarSet": CallTracker._on_varset,
+    "HangupRequest": CallTracker._on_hangup_request,
+    "SoftHangupRequest": CallTracker._on_hangup_request,
+    "BlindTransfer": CallTracker._on_transfer,
+    "AttendedTransfer": CallTracker._on_transfer,
+    "Hangup": CallTracker._on_hangup,
+}
