@@ -16,6 +16,7 @@ from callcenter.db import make_engine, make_sessionmaker
 from callcenter.errors import CallCenterError, ServiceUnavailable
 from callcenter.migrate import is_at_head
 from callcenter.settings import Settings, get_settings
+from callcenter.users import routes as users_routes
 
 log = logging.getLogger(__name__)
 
@@ -60,4 +61,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(auth.router)
     app.include_router(calls_routes.router)
     app.include_router(calls_routes.callers_router)
+    app.include_router(users_routes.router)
     return app
