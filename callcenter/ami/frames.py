@@ -162,17 +162,14 @@ class FrameParser:
             block = bytes(buffer[start:end])
             start = end + 4
             frame = parse_frame(block.lstrip(b"\r\n"))
-            if not frame.headers or frame.junk:
-                self.junk_frames += 1
-                log.warning(
-                    "skipped %d bytes of garbage in the AMI stream: %r",
-                    len(block),
-                    block[:80],
-                )
-                if not frame.headers:
-                    continue
+            if frame.junk or not frame.headers or frame.headers[0][0] not in _FIRST_KEYS:
                 # Junk glued in front of a real frame: keep the frame, drop the junk.
-                frame = _trim_leading_junk(frame)
+                trimmed = _trim_leading_junk(frame)
+                self.junk_frames += 1
+                log.warning("skipped garbage in the AMI stream: %r", block[:80])
+                if trimmed is None:
+                    continue
+                frame = trimmed
             yield frame
         if start:
             del buffer[:start]
@@ -182,9 +179,15 @@ class FrameParser:
             buffer.clear()
 
 
-def _trim_leading_junk(frame: Frame) -> Frame:
-    """Frames start with Event/Response; anything before is debris from a previous error."""
-    for index, (key, _) in enumerate(frame.headers):
-        if key in ("Event", "Response"):
-            return Frame(headers=frame.headers[index:], raw=frame.raw, junk=frame.junk)
-    return frame
+_FIRST_KEYS = ("Event", "Response", "Action")
+
+
+def _trim_leading_junk(frame: Frame) -> Frame | None:
+    """Frames start with Event/Response/Action; anything before is debris. None: all debris."""
+    for index, (key, value) in enumerate(frame.headers):
+        if key in _FIRST_KEYS:
+            return Frame(headers=frame.headers[index:], raw=frame.raw)
+        for first in _FIRST_KEYS:
+            if key.endswith(first):  # binary debris glued to the first line
+                return Frame(headers=[(first, value), *frame.headers[index + 1 :]], raw=frame.raw)
+    return None

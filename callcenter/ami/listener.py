@@ -32,11 +32,12 @@ log = logging.getLogger(__name__)
 
 Publish = Callable[[list[CallState]], None]
 _IDLE = object()
+_LOST = object()  # in the queue at the place the connection was lost
 
 
 @dataclass(slots=True)
 class _Reconcile:
-    gap_started_at: datetime
+    gap_started_at: datetime | None
     alive: set[str] = field(default_factory=set)
 
 
@@ -86,6 +87,7 @@ class Listener:
         self._retry_db_at = 0.0
         self._threads: list[threading.Thread] = []
         self._resume_gap: datetime | None = None
+        self._gap_started: datetime | None = None  # consumer thread only
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -124,9 +126,8 @@ class Listener:
 
     def readiness(self) -> str:
         """ "ok", or why the listener is not doing its job (for /readyz)."""
-        if self._state != "ok":
-            return self._state
-        return self._db_state
+        problems = [state for state in (self._state, self._db_state) if state != "ok"]
+        return "; ".join(problems) or "ok"
 
     # -- connection -------------------------------------------------------------------------
 
@@ -138,7 +139,7 @@ class Listener:
     def _connect_loop(self) -> None:
         s = self.settings
         delay = s.reconnect_min_seconds
-        gap_started = self._resume_gap
+        reconcile = bool(self._resume_gap)
         where = f"{s.host}:{s.port}"
         while not self._stopping.is_set():
             lost = threading.Event()
@@ -162,13 +163,14 @@ class Listener:
                 self._session = session
                 self._set_state("ok")
                 delay = s.reconnect_min_seconds
-                if gap_started is not None or self.tracker.calls:
-                    self._request_reconcile(session, gap_started or utcnow())
+                if reconcile:
+                    self._request_reconcile(session, self._resume_gap)
                 self._watch(session, lost)
                 session.close()
                 if self._stopping.is_set():
                     return
-                gap_started = utcnow()
+                self._queue.put(_LOST)
+                reconcile = True
                 self._set_state(f"connection to {where} lost: {session.lost_reason or 'no Pong'}")
                 if self.stop_at_eof:
                     return
@@ -191,7 +193,7 @@ class Listener:
             except ManagerException:
                 return
 
-    def _request_reconcile(self, session: AmiSession, gap_started: datetime) -> None:
+    def _request_reconcile(self, session: AmiSession, gap_started: datetime | None) -> None:
         action_id = session.new_action_id()
         self._reconciles[action_id] = _Reconcile(gap_started)
         try:
@@ -216,7 +218,10 @@ class Listener:
             if item is None:
                 self._flush(batch, final=True)
                 return
-            if item is not _IDLE:
+            if item is _LOST:
+                # The gap begins after the last event read, in the PBX's clock if it sends one.
+                self._gap_started = self.tracker.last_event_time or utcnow()
+            elif item is not _IDLE:
                 assert isinstance(item, tuple)
                 if not batch:
                     opened = time.monotonic()
@@ -251,7 +256,8 @@ class Listener:
                 pending.alive.add(uniqueid)
         elif frame.name == "CoreShowChannelsComplete":
             del self._reconciles[action_id]
-            closed = self.tracker.close_gap(pending.alive, pending.gap_started_at)
+            began = pending.gap_started_at or self._gap_started or utcnow()
+            closed = self.tracker.close_gap(pending.alive, began)
             self.counters.gap_closed_calls += len(closed)
             for state in closed:
                 log.warning("call %s ended during the AMI gap: closed, marked gap", state.uniqueid)
