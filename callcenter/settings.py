@@ -86,6 +86,7 @@ class Settings(BaseSettings):
     login_max_failures: int = 5
     login_lockout_seconds: int = 300
     log_level: str = "INFO"
+    classification_reasons: list[str] = Field(default_factory=list)
     ami: AmiSettings = Field(default_factory=AmiSettings)
     fastagi: FastAgiSettings = Field(default_factory=FastAgiSettings)
     ivr: IvrSettings = Field(default_factory=IvrSettings)

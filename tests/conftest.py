@@ -9,18 +9,26 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 import callcenter.all_models  # noqa: F401
+from callcenter.api.app import create_app
 from callcenter.db import make_engine, make_sessionmaker
 from callcenter.migrate import upgrade
-from callcenter.models import Base
+from callcenter.models import Base, Role
+from callcenter.settings import AmiSettings, FastAgiSettings, Settings
+from tests.builders import PASSWORD, make_user
+
+LoginFn = Callable[..., dict[str, str]]
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "CALLCENTER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -93,3 +101,39 @@ def engine(database_url: str) -> Iterator[Engine]:
 @pytest.fixture
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     return make_sessionmaker(engine)
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return Settings(
+        environment="test",
+        database_url=database_url,
+        data_dir=tmp_path / "data",
+        token_secret=SecretStr("test-secret-" + "x" * 32),
+        ami=AmiSettings(enabled=False),
+        fastagi=FastAgiSettings(enabled=False),
+    )
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    """The real app, in-process, on the test database."""
+    with TestClient(create_app(settings)) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def login(client: TestClient, session_factory: sessionmaker[Session]) -> LoginFn:
+    """login(role) -> Authorization headers of a new user with that role, via the token route."""
+
+    def _login(role: Role = Role.operator, **user_fields: Any) -> dict[str, str]:
+        with session_factory.begin() as session:
+            user = make_user(session, role=role, **user_fields)
+            username = user.username
+        response = client.post(
+            "/api/v1/auth/token", data={"username": username, "password": PASSWORD}
+        )
+        assert response.status_code == 200, response.text
+        return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+    return _login

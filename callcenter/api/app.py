@@ -7,9 +7,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from callcenter.api import health
+from callcenter.api import auth, health, validation
+from callcenter.calls import routes as calls_routes
 from callcenter.db import make_engine, make_sessionmaker
 from callcenter.errors import CallCenterError, ServiceUnavailable
 from callcenter.migrate import is_at_head
@@ -53,5 +55,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             headers=headers,
         )
 
+    app.add_exception_handler(RequestValidationError, validation.validation_error)
     app.include_router(health.router)
+    app.include_router(auth.router)
+    app.include_router(calls_routes.router)
+    app.include_router(calls_routes.callers_router)
     return app

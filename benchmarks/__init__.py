@@ -1,0 +1,1 @@
+"""Benchmarks: `make bench` runs each part's main() and prints figures (never a test)."""

@@ -1,0 +1,169 @@
+"""HTTP routes for calls and callers: parse, call the service, return a schema."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Path, Query, Response
+from pydantic import AwareDatetime
+
+from callcenter.api.auth import CurrentUser, OperatorUser
+from callcenter.api.deps import SessionDep, SettingsDep
+from callcenter.calls import callers, service
+from callcenter.calls.schemas import (
+    CallDetail,
+    CallerOut,
+    CallPage,
+    CallSummary,
+    ClassificationCounts,
+    ClassificationFilter,
+    ClassificationIn,
+    NumberOut,
+)
+from callcenter.errors import InvalidInput
+from callcenter.models import Call, Outcome
+
+router = APIRouter(prefix="/api/v1/calls", tags=["calls"])
+callers_router = APIRouter(prefix="/api/v1/callers", tags=["callers"])
+
+Limit = Annotated[int, Query(ge=1, le=500, description="Page size.")]
+Offset = Annotated[int, Query(ge=0, description="How many matching calls to skip.")]
+
+
+def etag(call: Call) -> str:
+    return f'"{call.version}"'
+
+
+def parse_if_match(value: str | None) -> list[int]:
+    """The versions in an If-Match header: ``"3"``, ``W/"3"`` or ``3``; ``*`` means any."""
+    if value is None or value.strip() == "*":
+        return []
+    versions = []
+    for tag in value.split(","):
+        text = tag.strip().removeprefix("W/").strip('"')
+        if not text.isdigit():
+            raise InvalidInput(f"If-Match must hold the call's ETag, like '\"3\"'; got {tag!r}")
+        versions.append(int(text))
+    return versions
+
+
+@router.get("")
+def list_calls(
+    session: SessionDep,
+    settings: SettingsDep,
+    _user: CurrentUser,
+    started_from: Annotated[
+        AwareDatetime | None,
+        Query(alias="from", description="Calls started at or after this time (with a zone)."),
+    ] = None,
+    started_to: Annotated[
+        AwareDatetime | None, Query(alias="to", description="Calls started before this time.")
+    ] = None,
+    outcome: Annotated[list[Outcome] | None, Query(description="Repeat for several.")] = None,
+    classification: Annotated[
+        list[ClassificationFilter] | None, Query(description="Repeat for several.")
+    ] = None,
+    caller: Annotated[
+        str | None, Query(description="A caller number in any format (0812..., +62812..., ...).")
+    ] = None,
+    operator: Annotated[str | None, Query(description="The operator's queue member name.")] = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> CallPage:
+    filters = service.CallFilters(
+        started_from=started_from,
+        started_to=started_to,
+        outcomes=outcome or (),
+        classifications=classification or (),
+        caller=caller,
+        operator=operator,
+        region=settings.phone_region,
+    )
+    calls, total = service.list_calls(session, filters=filters, limit=limit, offset=offset)
+    return CallPage(
+        items=[CallSummary.model_validate(c) for c in calls],
+        total=total,
+        limit=limit,
+        offset=offset,
+    )
+
+
+@router.get("/{call_id}")
+def get_call(
+    call_id: Annotated[int, Path(ge=1)], session: SessionDep, _user: CurrentUser, response: Response
+) -> CallDetail:
+    call = service.get_call(session, call_id=call_id)
+    response.headers["ETag"] = etag(call)
+    return CallDetail.model_validate(call)
+
+
+@router.put(
+    "/{call_id}/classification",
+    responses={409: {"description": "The call changed since it was read (stale version)."}},
+)
+def classify_call(
+    call_id: Annotated[int, Path(ge=1)],
+    body: ClassificationIn,
+    session: SessionDep,
+    settings: SettingsDep,
+    user: OperatorUser,
+    response: Response,
+    if_match: Annotated[
+        str | None, Header(description='The ETag of the call as read, e.g. "3".')
+    ] = None,
+) -> CallSummary:
+    expected = parse_if_match(if_match)
+    if body.version is not None:
+        expected.append(body.version)
+    call = service.classify_call(
+        session,
+        call_id=call_id,
+        user=user,
+        classification=body.classification,
+        reason=body.reason,
+        note=body.note,
+        expected_versions=expected,
+        allowed_reasons=settings.classification_reasons,
+    )
+    response.headers["ETag"] = etag(call)
+    return CallSummary.model_validate(call)
+
+
+@callers_router.get("/{number}")
+def get_caller(
+    number: Annotated[str, Path(description="The caller number in any format, or the raw ID.")],
+    session: SessionDep,
+    settings: SettingsDep,
+    _user: CurrentUser,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> CallerOut:
+    found = callers.caller_history(
+        session, number=number, region=settings.phone_region, limit=limit, offset=offset
+    )
+    caller = found.caller
+    tagged = caller.emergency_count + caller.prank_count + caller.non_emergency_count
+    return CallerOut(
+        number=NumberOut(
+            raw=number,
+            status=found.number.status,
+            e164=found.number.e164,
+            line_type=caller.line_type or found.number.line_type,
+            region=caller.region or found.number.region,
+        ),
+        first_seen_at=caller.first_seen_at,
+        last_seen_at=caller.last_seen_at,
+        counts=ClassificationCounts(
+            total=found.total_calls,
+            emergency=caller.emergency_count,
+            prank=caller.prank_count,
+            non_emergency=caller.non_emergency_count,
+            untagged=max(found.total_calls - tagged, 0),
+        ),
+        calls=CallPage(
+            items=[CallSummary.model_validate(c) for c in found.calls],
+            total=found.total_calls,
+            limit=limit,
+            offset=offset,
+        ),
+    )

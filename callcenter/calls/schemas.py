@@ -1,0 +1,143 @@
+"""What the calls API reads and returns. Pydantic only: no database, no FastAPI."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from callcenter.models import CallerIdStatus, Classification, Outcome
+
+MAX_NOTE_LENGTH = 2000
+
+
+class ClassificationFilter(enum.StrEnum):
+    """A classification, or ``untagged`` for calls no operator has classified yet."""
+
+    emergency = "emergency"
+    prank = "prank"
+    non_emergency = "non_emergency"
+    untagged = "untagged"
+
+
+class CallSummary(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    pbx: str
+    uniqueid: str
+    linkedid: str
+    caller_id_raw: str
+    caller_id_name: str
+    caller_e164: str | None
+    caller_id_status: CallerIdStatus
+    outcome: Outcome
+    started_at: datetime
+    queued_at: datetime | None
+    answered_at: datetime | None
+    ended_at: datetime | None
+    queue: str | None
+    operator: str | None
+    wait_seconds: int | None
+    talk_seconds: int | None
+    classification: Classification | None
+    classification_reason: str | None
+    classification_note: str | None
+    classified_by_id: int | None
+    classified_at: datetime | None
+    version: int = Field(description="Send it back as If-Match (or `version`) when classifying.")
+
+
+class CallEventOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    uniqueid: str | None
+    linkedid: str | None
+    event_time: datetime
+    received_at: datetime
+    headers: list[list[str]] = Field(description="The AMI headers in wire order: [[key, value]].")
+
+
+class ClassificationChangeOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    changed_at: datetime
+    changed_by_id: int
+    changed_by: str = Field(description="The username of who made the change.")
+    old_classification: Classification | None
+    new_classification: Classification
+    old_reason: str | None
+    new_reason: str | None
+    note: str | None
+
+    @field_validator("changed_by", mode="before")
+    @classmethod
+    def _username(cls, value: Any) -> Any:
+        # Read from the ORM row, changed_by is the User: show who by name.
+        return getattr(value, "username", value)
+
+
+class CallDetail(CallSummary):
+    channel: str
+    queue_position: int | None
+    operator_interface: str | None
+    ended_by: str | None
+    hangup_cause: int | None
+    hangup_cause_txt: str | None
+    transferred_to: str | None
+    gap: bool
+    created_at: datetime
+    updated_at: datetime
+    events: list[CallEventOut]
+    history: list[ClassificationChangeOut]
+
+
+class CallPage(BaseModel):
+    items: list[CallSummary]
+    total: int = Field(description="How many calls match the filters, over all pages.")
+    limit: int
+    offset: int
+
+
+class ClassificationIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    classification: Classification
+    reason: str | None = Field(
+        default=None, description="One of the configured classification reasons, or null."
+    )
+    note: str | None = Field(default=None, max_length=MAX_NOTE_LENGTH)
+    version: int | None = Field(
+        default=None,
+        description="The call's version as read; a different current version gets 409. "
+        "The If-Match header does the same; when both are given both must match.",
+    )
+
+
+class NumberOut(BaseModel):
+    raw: str
+    status: CallerIdStatus
+    e164: str | None
+    line_type: str | None
+    region: str | None
+
+
+class ClassificationCounts(BaseModel):
+    total: int
+    emergency: int
+    prank: int
+    non_emergency: int
+    untagged: int
+
+
+class CallerOut(BaseModel):
+    number: NumberOut
+    first_seen_at: datetime | None
+    last_seen_at: datetime | None
+    counts: ClassificationCounts
+    calls: CallPage

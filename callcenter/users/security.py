@@ -1,0 +1,42 @@
+"""Passwords (argon2) and bearer tokens (signed JWT). No I/O, no database."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import jwt
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from callcenter.errors import Unauthorized
+
+_hasher = PasswordHasher()
+_ALGORITHM = "HS256"
+# Verified against when the user does not exist, so timing does not reveal usernames.
+_DUMMY_HASH = _hasher.hash("not-a-real-password")
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str | None, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash or _DUMMY_HASH, password) and bool(password_hash)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def issue_token(*, user_id: int, secret: str, ttl: timedelta, now: datetime | None = None) -> str:
+    now = now or datetime.now(UTC)
+    claims = {"sub": str(user_id), "iat": now, "exp": now + ttl}
+    return jwt.encode(claims, secret, algorithm=_ALGORITHM)
+
+
+def read_token(token: str, *, secret: str) -> int:
+    """The user id in a valid, unexpired token; Unauthorized otherwise."""
+    try:
+        claims = jwt.decode(token, secret, algorithms=[_ALGORITHM], options={"require": ["exp"]})
+        return int(claims["sub"])
+    except (jwt.PyJWTError, KeyError, ValueError) as exc:
+        raise Unauthorized("invalid or expired token") from exc

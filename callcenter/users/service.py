@@ -1,0 +1,78 @@
+"""Users and logins. Keyword-only service functions; the caller's session commits."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from callcenter.db import utcnow
+from callcenter.errors import Conflict, InvalidInput, NotFound, Unauthorized
+from callcenter.models import Role, User
+from callcenter.users.security import hash_password, verify_password
+
+MIN_PASSWORD_LENGTH = 8
+
+
+def create_user(
+    session: Session,
+    *,
+    username: str,
+    password: str,
+    role: Role,
+    display_name: str = "",
+    queue_member_name: str | None = None,
+) -> User:
+    username = username.strip()
+    if not username or len(username) > 64:
+        raise InvalidInput("username must be 1 to 64 characters")
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise InvalidInput(f"password must be at least {MIN_PASSWORD_LENGTH} characters")
+    if session.scalar(select(User.id).where(User.username == username)) is not None:
+        raise Conflict(f"user {username!r} already exists")
+    user = User(
+        username=username,
+        password_hash=hash_password(password),
+        role=role,
+        display_name=display_name,
+        queue_member_name=queue_member_name,
+        active=True,
+        failed_logins=0,
+    )
+    session.add(user)
+    session.flush()
+    return user
+
+
+def get_user(session: Session, *, user_id: int) -> User:
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"user {user_id} not found")
+    return user
+
+
+def authenticate(
+    session: Session, *, username: str, password: str, max_failures: int, lockout: timedelta
+) -> User:
+    """The user for these credentials. Repeated failures lock the account for a while.
+
+    Failures are counted in the caller's transaction, which must commit even when this raises.
+    """
+    user = session.scalar(select(User).where(User.username == username).with_for_update())
+    now = utcnow()
+    if user is not None and user.locked_until is not None and user.locked_until > now:
+        verify_password(None, password)  # same cost as a real check
+        raise Unauthorized("too many failed logins: try again later")
+    if user is None or not verify_password(user.password_hash, password):
+        if user is not None:
+            user.failed_logins += 1
+            if user.failed_logins >= max_failures:
+                user.locked_until = now + lockout
+                user.failed_logins = 0
+        raise Unauthorized("wrong username or password")
+    if not user.active:
+        raise Unauthorized("this user is disabled")
+    user.failed_logins = 0
+    user.locked_until = None
+    return user

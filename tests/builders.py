@@ -1,0 +1,103 @@
+"""Deterministic builders for test data, with keyword defaults. They flush, never commit."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from itertools import count
+
+from sqlalchemy.orm import Session
+
+from callcenter.models import Call, Caller, Classification, Outcome, Role, User
+from callcenter.phone import normalise
+from callcenter.users.security import hash_password
+
+_seq = count(1)
+PASSWORD = "correct horse battery"
+_PASSWORD_HASH = hash_password(PASSWORD)  # hashing is slow on purpose: do it once
+
+
+def make_user(
+    session: Session,
+    *,
+    username: str | None = None,
+    role: Role = Role.operator,
+    active: bool = True,
+    queue_member_name: str | None = None,
+) -> User:
+    user = User(
+        username=username or f"user{next(_seq)}",
+        password_hash=_PASSWORD_HASH,
+        role=role,
+        display_name="",
+        active=active,
+        queue_member_name=queue_member_name,
+        failed_logins=0,
+    )
+    session.add(user)
+    session.flush()
+    return user
+
+
+def make_call(
+    session: Session,
+    *,
+    caller: str = "081234567890",
+    caller_name: str = "",
+    started_at: datetime | None = None,
+    outcome: Outcome = Outcome.answered,
+    classification: Classification | None = None,
+    operator: str | None = "Operator Andi",
+    wait_seconds: int | None = 3,
+    talk_seconds: int | None = 21,
+    pbx: str = "test-pbx",
+    caller_key_id: int | None = None,
+) -> Call:
+    n = next(_seq)
+    started = started_at or datetime(2025, 5, 1, 1, 0, tzinfo=UTC) + timedelta(minutes=n)
+    number = normalise(caller)
+    answered = outcome in (Outcome.answered, Outcome.connected)
+    call = Call(
+        pbx=pbx,
+        uniqueid=f"1700000000.{n}",
+        linkedid=f"1700000000.{n}",
+        channel=f"PJSIP/trunk-{n:08x}",
+        caller_id_raw=caller,
+        caller_id_name=caller_name,
+        caller_e164=number.e164,
+        caller_id_status=number.status,
+        caller_key_id=caller_key_id,
+        outcome=outcome,
+        started_at=started,
+        queued_at=started + timedelta(seconds=6),
+        answered_at=started + timedelta(seconds=6 + (wait_seconds or 0)) if answered else None,
+        ended_at=None if not outcome.is_final else started + timedelta(seconds=60),
+        queue="emergency-112",
+        operator=operator if answered else None,
+        wait_seconds=wait_seconds,
+        talk_seconds=talk_seconds if answered else None,
+        classification=classification,
+        telephony_state={},
+    )
+    session.add(call)
+    session.flush()
+    return call
+
+
+def make_caller(session: Session, *, number: str = "081234567890", **counts: int) -> Caller:
+    """The caller row for ``number`` (as the AMI listener keeps it), with optional counts."""
+    normalised = normalise(number)
+    caller = Caller(
+        number_key=normalised.key,
+        e164=normalised.e164,
+        raw_last=number,
+        status=normalised.status,
+        line_type=normalised.line_type,
+        region=normalised.region,
+        call_count=counts.get("call_count", 0),
+        emergency_count=counts.get("emergency_count", 0),
+        prank_count=counts.get("prank_count", 0),
+        non_emergency_count=counts.get("non_emergency_count", 0),
+    )
+    session.add(caller)
+    session.flush()
+    return caller

@@ -1,0 +1,54 @@
+"""The caller-ID table from issue 2: kept as received, E.164 when it is a number, never guessed."""
+
+import pytest
+
+from callcenter.models import CallerIdStatus
+from callcenter.phone import normalise
+
+
+@pytest.mark.parametrize(
+    ("raw", "e164", "line_type", "region"),
+    [
+        ("081234567890", "+6281234567890", "mobile", "Indonesia"),
+        ("+6281234567890", "+6281234567890", "mobile", "Indonesia"),
+        ("6281234567890", "+6281234567890", "mobile", "Indonesia"),
+        ("0388 21234", "+6238821234", "fixed", "Kefamenanu/Soe"),
+    ],
+)
+def test_numbers_become_e164_with_line_type_and_region(
+    raw: str, e164: str, line_type: str, region: str
+) -> None:
+    number = normalise(raw, "ID")
+    assert number.status is CallerIdStatus.valid
+    assert (number.e164, number.line_type) == (e164, line_type)
+    assert number.region == region
+    assert number.raw == raw
+    assert number.key == e164
+
+
+@pytest.mark.parametrize("raw", ["anonymous", "unknown", "<unknown>", "", "  ", "Anonymous"])
+def test_withheld_caller_ids_are_withheld(raw: str) -> None:
+    number = normalise(raw)
+    assert number.status is CallerIdStatus.withheld
+    assert (number.e164, number.line_type, number.region) == (None, None, None)
+    assert number.raw == raw
+
+
+def test_none_is_withheld() -> None:
+    assert normalise(None).status is CallerIdStatus.withheld
+
+
+@pytest.mark.parametrize("raw", ["abc#!", "'; DROP TABLE", "0812-ABC", "++62"])
+def test_malformed_caller_ids_are_invalid_and_kept_as_received(raw: str) -> None:
+    number = normalise(raw)
+    assert number.status is CallerIdStatus.invalid
+    assert number.e164 is None
+    assert number.raw == raw
+    assert number.key == f"invalid:{raw.strip()}"
+
+
+def test_112_is_a_short_code_not_e164() -> None:
+    number = normalise("112")
+    assert number.status is CallerIdStatus.short_code
+    assert number.e164 is None
+    assert number.raw == "112"
