@@ -12,6 +12,10 @@ from collections.abc import Sequence
 COMMAND_MODULES = (
     "callcenter.commands.serve",
     "callcenter.commands.migrate",
+    "callcenter.commands.ami",
+    "callcenter.commands.replay",
+    "callcenter.commands.export",
+    "callcenter.commands.reconcile",
 )
 
 

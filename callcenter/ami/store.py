@@ -64,7 +64,7 @@ def _text(value: str | None, limit: int) -> str | None:
 
 
 @lru_cache(maxsize=65536)
-def _normalise(raw: str, region: str) -> CallerNumber:
+def normalise_cached(raw: str, region: str) -> CallerNumber:
     return normalise(raw, region)
 
 
@@ -104,6 +104,22 @@ class CallStore:
             )
             return [CallState.from_snapshot(state) for state in rows if state]
 
+    def load_states(self, uniqueids: Iterable[str]) -> dict[str, CallState]:
+        """The tracker's snapshots of these calls (for reconciliation from Asterisk's logs)."""
+        wanted = list(uniqueids)
+        states: dict[str, CallState] = {}
+        with self.factory() as session:
+            for start in range(0, len(wanted), 500):
+                rows = session.execute(
+                    select(Call.uniqueid, Call.telephony_state).where(
+                        Call.pbx == self.pbx, Call.uniqueid.in_(wanted[start : start + 500])
+                    )
+                )
+                states.update(
+                    (uid, CallState.from_snapshot(snapshot)) for uid, snapshot in rows if snapshot
+                )
+        return states
+
     # -- calls ------------------------------------------------------------------------------
 
     def _upsert_calls(self, session: Session, states: Iterable[CallState]) -> dict[str, int]:
@@ -120,7 +136,7 @@ class CallStore:
             )
         }
         for state in states:
-            number = _normalise(state.caller_id_raw, self.region)
+            number = normalise_cached(state.caller_id_raw, self.region)
             values = self._call_values(state, number)
             row = existing.get(state.uniqueid)
             if row is None:

@@ -102,7 +102,7 @@ def expected_calls(folder: Path) -> list[dict[str, Any]]:
 
 def wall_clock(folder: Path) -> dict[float, float]:
     """The capture's wall-clock time (t_wall) of each frame time (t_rel) in expected.json."""
-    clock = {}
+    clock: dict[float, float] = {}
     for line in (folder / "ami.jsonl").read_text().splitlines():
         row = json.loads(line)
         if "t_wall" in row:

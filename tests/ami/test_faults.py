@@ -71,7 +71,8 @@ def test_connection_cut_mid_call_and_restored(database_url: str, tmp_path: Path)
     calls = {c["uniqueid"]: c for c in expected_calls(CONCURRENT)}
     assert sorted(rows) == sorted(calls)  # every call is there, once
     clock = wall_clock(CONCURRENT)
-    gap_began = max(t for t in clock.values() if t <= clock[max(c.at for c in before)])
+    last_before = max(c.at for c in before if c.at is not None)
+    gap_began = max(t for t in clock.values() if t <= clock[last_before])
     for uniqueid, call in calls.items():
         row = rows[uniqueid]
         if 10 <= call["t_hangup"] < 30:
@@ -90,9 +91,9 @@ def test_connection_cut_mid_call_and_restored(database_url: str, tmp_path: Path)
     with make_sessionmaker(engine)() as session:
         gaps = session.scalars(select(Call).where(Call.gap.is_(True))).all()
         assert gaps
-        for call in gaps:
-            assert call.gap_started_at is not None
-            assert abs(call.gap_started_at.timestamp() - gap_began) < 0.2
+        for gap_call in gaps:
+            assert gap_call.gap_started_at is not None
+            assert abs(gap_call.gap_started_at.timestamp() - gap_began) < 0.2
     engine.dispose()
     assert listener.counters.gap_closed_calls == len(gaps)
 

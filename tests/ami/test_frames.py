@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from typing import Any
 
 import pytest
 
-from callcenter.ami.frames import FrameParser, parse_frame
+from callcenter.ami.frames import Frame, FrameParser, parse_frame
 from tests.conftest import TRACES
 
 ANSWERED = TRACES / "01-answered"
 
 
-def recorded_event_frames(folder):
+def recorded_event_frames(folder: Path) -> list[dict[str, Any]]:
     rows = [json.loads(line) for line in (folder / "ami.jsonl").read_text().splitlines()]
     return [r for r in rows if r.get("dir") == "rx" and r.get("type") != "greeting"]
 
@@ -22,7 +24,7 @@ def test_any_read_size_gives_the_recorded_frames(size: int) -> None:
     raw = (ANSWERED / "ami.raw").read_bytes()
     parser = FrameParser()
     parser.push(raw[:0])
-    frames = []
+    frames: list[Frame] = []
     greeting = None
     for offset in range(0, len(raw), size):
         parser.push(raw[offset : offset + size])
@@ -75,7 +77,7 @@ def test_a_64_kib_frame_in_small_reads() -> None:
     value = "x" * (64 * 1024)
     data = f"Event: UserEvent\r\nBig: {value}\r\n\r\nEvent: Next\r\n\r\n".encode()
     parser = FrameParser()
-    frames = []
+    frames: list[Frame] = []
     for offset in range(0, len(data), 1000):
         frames.extend(parser.feed(data[offset : offset + 1000]))
     assert [f.name for f in frames] == ["UserEvent", "Next"]
