@@ -158,6 +158,10 @@ class Listener:
             except (ManagerException, OSError) as exc:
                 session.close()
                 self._set_state(f"cannot reach Asterisk at {where}: {exc}")
+            except Exception as exc:  # a bug must not end the listener: log it, reconnect
+                session.close()
+                log.exception("AMI: unexpected failure while connecting")
+                self._set_state(f"listener error: {type(exc).__name__}")
             else:
                 self.counters.connections += 1
                 self._session = session

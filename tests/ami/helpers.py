@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -110,7 +111,7 @@ def wall_clock(folder: Path) -> dict[float, float]:
     return clock
 
 
-OUTCOMES = {
+OUTCOMES: dict[str, str] = {
     "answered": "answered",
     "answered_then_transferred": "answered",
     "abandoned": "abandoned_in_queue",
@@ -183,3 +184,11 @@ def assert_matches_expected(database_url: str, folder: Path, tolerance: float = 
     clock = wall_clock(folder)
     for call in calls:
         check_call(rows[call["uniqueid"]], call, clock, tolerance)
+
+
+def wait_for(condition: Callable[[], Any], what: str) -> None:
+    """Poll a condition (a wait, not a timed assertion: the deadline only stops a hang)."""
+    deadline = time.monotonic() + 60
+    while not condition():
+        assert time.monotonic() < deadline, f"never happened: {what}"
+        time.sleep(0.02)

@@ -11,8 +11,7 @@ from asterisk.manager import Manager, ManagerException
 from callcenter.ami.client import ActionTimeout, AmiSession, AuthenticationFailed
 from callcenter.ami.fake_server import Chunk, FakeAsterisk, Recording, coalesce
 from callcenter.ami.frames import Frame, FrameParser
-from tests.ami.helpers import make_listener
-from tests.ami.test_faults import wait_for
+from tests.ami.helpers import make_listener, wait_for
 from tests.conftest import TRACES
 
 ACTIONS = TRACES / "12-ami-actions"

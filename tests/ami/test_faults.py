@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,6 +20,7 @@ from tests.ami.helpers import (
     make_listener,
     recording_plan,
     replay,
+    wait_for,
     wall_clock,
 )
 from tests.conftest import TRACES
@@ -40,14 +40,6 @@ def stored_events(database_url: str) -> list[CallEvent]:
         events = list(session.scalars(select(CallEvent).order_by(CallEvent.id)))
     engine.dispose()
     return events
-
-
-def wait_for(condition, what: str) -> None:
-    """Poll a condition (a wait, not a timed assertion: the deadline only stops a hang)."""
-    deadline = time.monotonic() + 60
-    while not condition():
-        assert time.monotonic() < deadline, f"never happened: {what}"
-        time.sleep(0.02)
 
 
 def test_connection_cut_mid_call_and_restored(database_url: str, tmp_path: Path) -> None:
