@@ -60,7 +60,7 @@ class Listener:
         *,
         publish: Publish | None = None,
         stop_at_eof: bool = False,
-        queue_size: int = 20000,
+        queue_size: int = 256,  # reads of up to 64 KiB each
         batch_max: int = 2000,
         flush_interval: float = 0.05,
         db_retry_seconds: float = 1.0,
@@ -69,6 +69,7 @@ class Listener:
         self.store = store
         self.spool = spool
         self.publish = publish
+        self.on_stored: Callable[[Batch], None] | None = None  # after each commit (benchmarks)
         self.stop_at_eof = stop_at_eof
         self.batch_max = batch_max
         self.flush_interval = flush_interval
@@ -144,7 +145,9 @@ class Listener:
         while not self._stopping.is_set():
             lost = threading.Event()
             session = AmiSession(
-                self._enqueue, action_timeout=s.ping_timeout_seconds, on_lost=_setter(lost)
+                on_frames=self._enqueue,
+                action_timeout=s.ping_timeout_seconds,
+                on_lost=_setter(lost),
             )
             try:
                 session.connect(s.host, s.port, timeout=s.ping_timeout_seconds)
@@ -192,6 +195,10 @@ class Listener:
             try:
                 session.ping()
             except ActionTimeout as exc:
+                if self._queue.full() or time.monotonic() - session.last_received < interval:
+                    # Busy, not dead: the reader waits for room in the queue (backpressure),
+                    # so the Pong is still unread behind the events.
+                    continue
                 log.warning("AMI: %s; reconnecting", exc)
                 return
             except ManagerException:
@@ -206,8 +213,8 @@ class Listener:
         except ManagerException as exc:
             log.warning("AMI: reconcile request failed (%s)", exc)
 
-    def _enqueue(self, frame: Frame) -> None:
-        self._queue.put((frame, utcnow()))  # blocks when full: backpressure, never a drop
+    def _enqueue(self, frames: list[Frame]) -> None:
+        self._queue.put((frames, utcnow()))  # blocks when full: backpressure, never a drop
 
     # -- consuming --------------------------------------------------------------------------
 
@@ -229,7 +236,9 @@ class Listener:
                 assert isinstance(item, tuple)
                 if not batch:
                     opened = time.monotonic()
-                self._handle(item[0], item[1], batch)
+                frames, received_at = item
+                for frame in frames:
+                    self._handle(frame, received_at, batch)
             if batch and (
                 len(batch) >= self.batch_max
                 or self._queue.empty()
@@ -313,6 +322,8 @@ class Listener:
         self._db_state = "ok"
         self.counters.batches += 1
         self.counters.stored_events += len(batch.events)
+        if self.on_stored is not None:
+            self.on_stored(batch)
         if self.publish is not None and batch.calls:
             try:
                 self.publish(list(batch.calls.values()))

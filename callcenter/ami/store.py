@@ -17,7 +17,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Engine, Insert, select, update
+from sqlalchemy import Engine, Insert, Table, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
@@ -56,6 +56,10 @@ class Batch:
             self.calls[changed.uniqueid] = changed
 
 
+_CALLS: Table = Call.__table__  # type: ignore[assignment]
+_EVENTS: Table = CallEvent.__table__  # type: ignore[assignment]
+
+
 def _text(value: str | None, limit: int) -> str | None:
     # PostgreSQL refuses NUL in text; columns have a length.
     if value is None:
@@ -77,6 +81,7 @@ class CallStore:
         self.factory = factory
         self.pbx = pbx
         self.region = region
+        self._caller_ids: dict[str, int] = {}  # number key -> callers.id
 
     @property
     def engine(self) -> Engine:
@@ -93,6 +98,7 @@ class CallStore:
                 ids = self._upsert_calls(session, batch.calls.values())
                 self._append_events(session, batch.events, ids)
         except DBAPIError as exc:
+            self._caller_ids.clear()  # rows it inserted were rolled back
             raise StoreUnavailable(f"{type(exc.orig).__name__}: {exc.orig}") from exc
 
     def load_open_calls(self) -> list[CallState]:
@@ -135,25 +141,27 @@ class CallStore:
                 )
             )
         }
+        updates: list[dict[str, Any]] = []
         for state in states:
             number = normalise_cached(state.caller_id_raw, self.region)
             values = self._call_values(state, number)
             row = existing.get(state.uniqueid)
             if row is None:
-                caller_id = self._count_caller(session, number, None, state.started_at)
-                values["caller_key_id"] = caller_id
-                call_id = session.scalars(
-                    Call.__table__.insert().values(pbx=self.pbx, **values).returning(Call.id)  # type: ignore[attr-defined]
-                ).one()
+                values["caller_key_id"] = self._count_caller(session, number, None, state)
+                call_id = session.execute(
+                    _CALLS.insert().values(pbx=self.pbx, **values).returning(_CALLS.c.id)
+                ).scalar_one()
                 ids[state.uniqueid] = call_id
                 continue
             ids[state.uniqueid] = row.id
             if Outcome(row.outcome).is_final and not state.is_final:
                 continue  # never reopen a finished call
-            values["caller_key_id"] = self._count_caller(
-                session, number, row.caller_key_id, state.started_at
-            )
-            session.execute(update(Call).where(Call.id == row.id).values(**values))
+            values["caller_key_id"] = self._count_caller(session, number, row.caller_key_id, state)
+            values["row_id"] = row.id
+            updates.append(values)
+        if updates:
+            # One statement, many parameter sets: a batch touches dozens of calls at once.
+            session.execute(_CALLS.update().where(_CALLS.c.id == bindparam("row_id")), updates)
         return ids
 
     def _call_values(self, state: CallState, number: CallerNumber) -> dict[str, Any]:
@@ -187,13 +195,16 @@ class CallStore:
         }
 
     def _count_caller(
-        self, session: Session, number: CallerNumber, current: int | None, seen: datetime
+        self, session: Session, number: CallerNumber, current: int | None, state: CallState
     ) -> int | None:
         """The caller row for this number (counted once per call); withheld has none."""
         if number.status == CallerIdStatus.withheld:
             target = None
         else:
-            target = self._caller_id(session, number, seen)
+            target = self._caller_ids.get(number.key)
+            if target is None:
+                target = self._caller_id(session, number, state.started_at)
+                self._caller_ids[number.key] = target
         if target == current:
             return current
         if current is not None:
@@ -205,6 +216,11 @@ class CallStore:
                 update(Caller)
                 .where(Caller.id == target)
                 .values(call_count=Caller.call_count + 1, raw_last=_text(number.raw, 128))
+            )
+            session.execute(
+                update(Caller)
+                .where(Caller.id == target, Caller.last_seen_at < state.started_at)
+                .values(last_seen_at=state.started_at)
             )
         return target
 
@@ -227,12 +243,7 @@ class CallStore:
             .on_conflict_do_nothing(index_elements=["number_key"])
         )
         session.execute(stmt)
-        caller_id = session.scalars(select(Caller.id).where(Caller.number_key == key)).one()
-        session.execute(
-            update(Caller)
-            .where(Caller.id == caller_id, Caller.last_seen_at < seen)
-            .values(last_seen_at=seen)
-        )
+        caller_id: int = session.scalars(select(Caller.id).where(Caller.number_key == key)).one()
         return caller_id
 
     # -- events -----------------------------------------------------------------------------
@@ -264,14 +275,20 @@ class CallStore:
                 "name": _text(e.frame.name, 64) or "",
                 "event_time": e.event_time,
                 "received_at": e.received_at,
-                "headers": [[_text(k, 1 << 20), _text(v, 1 << 20)] for k, v in e.frame.headers],
+                "headers": _headers(e.frame),
             }
             for e in events
         ]
         insert = _insert(self.engine.dialect.name)
         session.execute(
-            insert(CallEvent).on_conflict_do_nothing(index_elements=["pbx", "dedup_key"]), rows
+            insert(_EVENTS).on_conflict_do_nothing(index_elements=["pbx", "dedup_key"]), rows
         )
+
+
+def _headers(frame: Frame) -> list[tuple[str, str]] | list[list[str | None]]:
+    if b"\x00" not in frame.raw:
+        return frame.headers  # JSON writes the pairs as lists
+    return [[_text(k, 1 << 20), _text(v, 1 << 20)] for k, v in frame.headers]
 
 
 def _json_safe(data: dict[str, Any]) -> dict[str, Any]:
