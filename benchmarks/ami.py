@@ -200,9 +200,7 @@ def main() -> None:
                 f"  {kind:10} whole listener over TCP: {whole:10,.0f} events/s (median of {RUNS})"
             )
             p50, p99 = latency(url, frames)
-            print(
-                f"  {kind:10} at 7,500 events/s, arrival->commit: p50 {p50:.1f} ms, p99 {p99:.1f} ms"
-            )
+            print(f"  {kind:10} 7,500 ev/s, arrival->commit p50 {p50:.1f} ms, p99 {p99:.1f} ms")
 
 
 if __name__ == "__main__":
