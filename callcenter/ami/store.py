@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
@@ -265,24 +265,40 @@ class CallStore:
                     )
                 )
             )
+        # The hot path (every event): plain DBAPI executemany, no per-row ORM/Core work.
+        sqlite = self.engine.dialect.name == "sqlite"
+        when = _sqlite_time if sqlite else _same
+        pbx = self.pbx
         rows = [
-            {
-                "pbx": self.pbx,
-                "dedup_key": e.frame.digest,
-                "call_id": ids.get(e.call_uniqueid) if e.call_uniqueid else None,
-                "uniqueid": _text(e.frame.get("Uniqueid"), 64),
-                "linkedid": _text(e.frame.get("Linkedid"), 64),
-                "name": _text(e.frame.name, 64) or "",
-                "event_time": e.event_time,
-                "received_at": e.received_at,
-                "headers": _headers(e.frame),
-            }
+            (
+                pbx,
+                e.frame.digest,
+                ids.get(e.call_uniqueid) if e.call_uniqueid else None,
+                _text(e.frame.get("Uniqueid"), 64),
+                _text(e.frame.get("Linkedid"), 64),
+                _text(e.frame.name, 64) or "",
+                when(e.event_time),
+                when(e.received_at),
+                json.dumps(_headers(e.frame), ensure_ascii=False),
+            )
             for e in events
         ]
-        insert = _insert(self.engine.dialect.name)
-        session.execute(
-            insert(_EVENTS).on_conflict_do_nothing(index_elements=["pbx", "dedup_key"]), rows
+        marks = ", ".join(["?" if sqlite else "%s"] * 9)
+        session.connection().exec_driver_sql(
+            "INSERT INTO call_events (pbx, dedup_key, call_id, uniqueid, linkedid, name, "
+            f"event_time, received_at, headers) VALUES ({marks}) "
+            "ON CONFLICT (pbx, dedup_key) DO NOTHING",
+            rows,
         )
+
+
+def _sqlite_time(value: datetime) -> str:
+    # The exact text SQLAlchemy's DateTime stores on SQLite (UTC, naive, microseconds).
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def _same(value: datetime) -> datetime:
+    return value
 
 
 def _headers(frame: Frame) -> list[tuple[str, str]] | list[list[str | None]]:

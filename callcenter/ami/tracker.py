@@ -294,13 +294,18 @@ class CallTracker:
         return changed
 
     def _apply(self, state: CallState, frame: Frame, name: str, when: datetime) -> bool:
-        before = _facts(state)
-        if frame.get("Uniqueid") == state.uniqueid:
-            self._update_caller_id(state, frame, name)
+        if when > state.last_event_at:
+            state.last_event_at = when
         handler = _HANDLERS.get(name)
-        if handler is not None:
-            handler(self, state, frame, when)
-        state.last_event_at = max(state.last_event_at, when)
+        if name == "VarSet" and frame.get("Variable") != "QUEUESTATUS":
+            handler = None  # the bulk of the stream: only QUEUESTATUS matters
+        own = frame.get("Uniqueid") == state.uniqueid
+        if handler is None:
+            return own and self._update_caller_id(state, frame, name)
+        before = _facts(state)
+        if own:
+            self._update_caller_id(state, frame, name)
+        handler(self, state, frame, when)
         return _facts(state) != before
 
     def _finish(self, state: CallState) -> None:

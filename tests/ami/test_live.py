@@ -113,6 +113,5 @@ def test_call_changes_stream_to_a_watcher(
     mine = [m for m in seen if m["uniqueid"] == uniqueid]
     outcomes = [m["outcome"] for m in mine]
     assert outcomes[-1] == "answered"
-    assert len(outcomes) >= 2  # live steps first (one message per stored batch)
     assert mine[-1]["operator"] == "Operator Andi"
     assert mine[-1]["caller_e164"] == "+6281234567890"
