@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
+import psycopg
 from sqlalchemy import Engine, Insert, Table, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
@@ -283,12 +284,38 @@ class CallStore:
             )
             for e in events
         ]
-        marks = ", ".join(["?" if sqlite else "%s"] * 9)
+        if not sqlite:
+            _copy_events(session, rows)
+            return
         session.connection().exec_driver_sql(
-            "INSERT INTO call_events (pbx, dedup_key, call_id, uniqueid, linkedid, name, "
-            f"event_time, received_at, headers) VALUES ({marks}) "
+            f"INSERT INTO call_events ({_EVENT_COLUMNS}) VALUES ({', '.join('?' * 9)}) "
             "ON CONFLICT (pbx, dedup_key) DO NOTHING",
             rows,
+        )
+
+
+_EVENT_COLUMNS = (
+    "pbx, dedup_key, call_id, uniqueid, linkedid, name, event_time, received_at, headers"
+)
+
+
+def _copy_events(session: Session, rows: list[tuple[Any, ...]]) -> None:
+    """PostgreSQL: COPY into a per-session scratch table, then one INSERT ... ON CONFLICT."""
+    dbapi = session.connection().connection.dbapi_connection
+    assert isinstance(dbapi, psycopg.Connection)
+    with dbapi.cursor() as cursor:
+        cursor.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS call_events_in (pbx text, dedup_key text, "
+            "call_id bigint, uniqueid text, linkedid text, name text, event_time timestamptz, "
+            "received_at timestamptz, headers json) ON COMMIT DELETE ROWS"
+        )
+        with cursor.copy(f"COPY call_events_in ({_EVENT_COLUMNS}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        # ctid order is the COPY order: ids follow the wire order.
+        cursor.execute(
+            f"INSERT INTO call_events ({_EVENT_COLUMNS}) SELECT {_EVENT_COLUMNS} "
+            "FROM call_events_in ORDER BY ctid ON CONFLICT (pbx, dedup_key) DO NOTHING"
         )
 
 
