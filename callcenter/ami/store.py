@@ -305,17 +305,17 @@ def _copy_events(session: Session, rows: list[tuple[Any, ...]]) -> None:
     assert isinstance(dbapi, psycopg.Connection)
     with dbapi.cursor() as cursor:
         cursor.execute(
-            "CREATE TEMP TABLE IF NOT EXISTS call_events_in (pbx text, dedup_key text, "
+            "CREATE TEMP TABLE IF NOT EXISTS call_events_in (n integer, pbx text, dedup_key text, "
             "call_id bigint, uniqueid text, linkedid text, name text, event_time timestamptz, "
             "received_at timestamptz, headers json) ON COMMIT DELETE ROWS"
         )
-        with cursor.copy(f"COPY call_events_in ({_EVENT_COLUMNS}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
-        # ctid order is the COPY order: ids follow the wire order.
+        with cursor.copy(f"COPY call_events_in (n, {_EVENT_COLUMNS}) FROM STDIN") as copy:
+            for n, row in enumerate(rows):
+                copy.write_row((n, *row))
+        # Ordered by n (not ctid, which a rolled-back batch can shuffle): ids follow the wire.
         cursor.execute(
             f"INSERT INTO call_events ({_EVENT_COLUMNS}) SELECT {_EVENT_COLUMNS} "
-            "FROM call_events_in ORDER BY ctid ON CONFLICT (pbx, dedup_key) DO NOTHING"
+            "FROM call_events_in ORDER BY n ON CONFLICT (pbx, dedup_key) DO NOTHING"
         )
 
 
