@@ -109,6 +109,8 @@ class Listener:
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stopping.set()
+        if not self._threads:
+            return
         session = self._session
         if session is not None:
             session.close()
