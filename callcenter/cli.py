@@ -13,6 +13,10 @@ COMMAND_MODULES = (
     "callcenter.commands.serve",
     "callcenter.commands.migrate",
     "callcenter.commands.user",
+    "callcenter.commands.ami",
+    "callcenter.commands.replay",
+    "callcenter.commands.export",
+    "callcenter.commands.reconcile",
 )
 
 

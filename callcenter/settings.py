@@ -42,6 +42,8 @@ class AmiSettings(BaseModel):
     spool_max_bytes: int = 256 * 1024 * 1024
     queue_log_path: str = ""
     cdr_path: str = ""
+    # The zone cdr_csv writes its local times in (the Asterisk server's).
+    cdr_timezone: str = "UTC"
 
 
 class FastAgiSettings(BaseModel):

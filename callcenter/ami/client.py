@@ -24,6 +24,7 @@ import itertools
 import logging
 import socket
 import threading
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -91,21 +92,28 @@ class _Waiter:
 
 
 class AmiSession(Manager):  # type: ignore[misc]
-    """One connection. ``on_frame(frame)`` gets every event (and list item), in wire order."""
+    """One connection. ``on_frame(frame)`` gets every event (and list item), in wire order.
+
+    ``on_frames(frames)`` instead gets them a read at a time (one hand-off per read, not per
+    frame: what lets the listener keep up with a surge).
+    """
 
     def __init__(
         self,
-        on_frame: Callable[[Frame], None],
+        on_frame: Callable[[Frame], None] | None = None,
         *,
+        on_frames: Callable[[list[Frame]], None] | None = None,
         action_timeout: float = 5.0,
         on_lost: Callable[[str], None] | None = None,
     ) -> None:
         super().__init__()  # pyst2's threads are built but never started: ours replace them
         self.on_frame = on_frame
+        self.on_frames = on_frames
         self.on_lost = on_lost
         self.action_timeout = action_timeout
         self.greeting = ""
         self.lost_reason: str | None = None
+        self.last_received = 0.0  # time.monotonic() of the last bytes read
         self._prefix = f"cc{next(_session_ids)}"
         self._ids = itertools.count(1)
         self._pending: dict[str, _Waiter] = {}
@@ -224,6 +232,7 @@ class AmiSession(Manager):  # type: ignore[misc]
                 data = sock.recv(READ_SIZE)
                 if not data:
                     break
+                self.last_received = time.monotonic()
                 parser.push(data)
                 self._deliver(parser.frames())
         except OSError as exc:
@@ -239,6 +248,7 @@ class AmiSession(Manager):  # type: ignore[misc]
                 self.on_lost(reason)
 
     def _deliver(self, frames: Any) -> None:
+        events: list[Frame] = []
         for frame in frames:
             if frame.is_response:
                 action_id = frame.action_id
@@ -248,8 +258,18 @@ class AmiSession(Manager):  # type: ignore[misc]
                     waiter.reply = frame
                     waiter.done.set()
                 continue  # a reply to someone else's action (or to nobody)
-            try:
-                self.on_frame(frame)
-            except Exception:
-                # pyst2's dispatch thread dies here and every later event is lost.
-                log.exception("AMI frame handler failed on %s; continuing", frame.name)
+            events.append(frame)
+        if not events:
+            return
+        if self.on_frames is not None:
+            self._call(self.on_frames, events, events[0])
+        elif self.on_frame is not None:
+            for frame in events:
+                self._call(self.on_frame, frame, frame)
+
+    def _call(self, handler: Callable[[Any], None], argument: Any, frame: Frame) -> None:
+        try:
+            handler(argument)
+        except Exception:
+            # pyst2's dispatch thread dies here and every later event is lost.
+            log.exception("AMI frame handler failed on %s; continuing", frame.name)

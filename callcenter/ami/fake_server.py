@@ -17,7 +17,7 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -125,6 +125,7 @@ class FakeAsterisk:
         realtime: bool = False,
         skipped: Sequence[Sequence[Chunk]] = (),
         answer_pings: bool = True,
+        close_at_end: bool = True,
     ) -> None:
         self.plan = list(plan)
         self.skipped = list(skipped)  # what Asterisk saw between connections n and n+1
@@ -132,6 +133,7 @@ class FakeAsterisk:
         self.greeting = greeting
         self.realtime = realtime
         self.answer_pings = answer_pings
+        self.close_at_end = close_at_end  # False: the last connection stays up, like a PBX
         self.received: list[list[tuple[str, str]]] = []  # every action, as parsed
         self.connections = 0
         self.finished = threading.Event()  # the last planned stream has been sent
@@ -196,24 +198,29 @@ class FakeAsterisk:
                 # Asterisk accepts LF-only actions too.
                 for action in parser.feed(data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")):
                     self.received.append(action.headers)
-                    reply = self._answer(action, logged_in)
-                    if reply is None:
-                        continue
+                    # Answered under the stream's lock: a list reflects exactly the frames
+                    # sent before it, as Asterisk's would.
+                    with lock:
+                        reply = self._answer(action, logged_in)
+                        if reply:
+                            conn.sendall(reply)
                     if reply == b"":
                         time.sleep(0.2)  # Asterisk delays a failed login, then hangs up
                         send(_reply("Error", action, Message="Authentication failed"))
                         return
-                    send(reply)
+                    if reply is None:
+                        continue
                     if (action.get("Action") or "").lower() == "logoff":
                         return
                     if logged_in.is_set() and streamer is None:
                         streamer = threading.Thread(
-                            target=self._stream, args=(conn, number, send), daemon=True
+                            target=self._stream, args=(conn, number, lock), daemon=True
                         )
                         streamer.start()
         except OSError:
             return
         finally:
+            conn.close()
             if number >= len(self.plan) - 1:
                 self.finished.set()
 
@@ -245,7 +252,7 @@ class FakeAsterisk:
             items.append([(k, v) for k, v in headers if k in (*wanted, "Linkedid")])
         return _list_reply(frame, "Channels will follow", items, "CoreShowChannel")
 
-    def _stream(self, conn: socket.socket, number: int, send: Callable[[bytes], None]) -> None:
+    def _stream(self, conn: socket.socket, number: int, lock: threading.Lock) -> None:
         chunks = self.plan[number] if number < len(self.plan) else []
         start = time.monotonic()
         first_at = next((c.at for c in chunks if c.at is not None), 0.0)
@@ -257,8 +264,9 @@ class FakeAsterisk:
                     delay = start + (chunk.at - first_at) - time.monotonic()
                     if delay > 0:
                         time.sleep(delay)
-                self._channels.play(chunk.data)
-                send(chunk.data)
+                with lock:
+                    self._channels.play(chunk.data)
+                    conn.sendall(chunk.data)
             # Asterisk saw these while nobody listened (a gap), then the connection ends.
             if number < len(self.skipped):
                 for chunk in self.skipped[number]:
@@ -266,9 +274,13 @@ class FakeAsterisk:
         except OSError:
             return
         finally:
-            _close(conn)
-            if number >= len(self.plan) - 1:
+            last = number >= len(self.plan) - 1
+            if last:
                 self.finished.set()
+            if self.close_at_end or not last:
+                # FIN, not RST: the client must still read everything sent before the end.
+                with contextlib.suppress(OSError):
+                    conn.shutdown(socket.SHUT_WR)
 
 
 def _reply(response: str, action: Frame, **headers: str) -> bytes:

@@ -59,19 +59,21 @@ class Frame:
     headers: list[tuple[str, str]]
     raw: bytes = b""
     junk: list[str] = field(default_factory=list)
+    _first: dict[str, str] | None = field(default=None, repr=False, compare=False)
+
+    def _index(self) -> dict[str, str]:
+        first = self._first
+        if first is None:
+            # reversed: the first occurrence of a repeated key is the one that stays.
+            first = self._first = dict(reversed(self.headers))
+        return first
 
     def __getitem__(self, key: str) -> str:
-        for k, v in self.headers:
-            if k == key:
-                return v
-        raise KeyError(key)
+        return self._index()[key]
 
     def get(self, key: str, default: str | None = None) -> str | None:
         """The first value of ``key`` (Asterisk's own header comes before user headers)."""
-        for k, v in self.headers:
-            if k == key:
-                return v
-        return default
+        return self._index().get(key, default)
 
     def get_all(self, key: str) -> list[str]:
         return [v for k, v in self.headers if k == key]
@@ -99,28 +101,25 @@ class Frame:
         return hashlib.blake2b(self.raw, digest_size=16).hexdigest()
 
 
-def _split_line(line: bytes) -> tuple[str, str] | None:
-    key, sep, value = line.partition(b":")
-    if not sep or not key or b" " in key.strip():
-        return None
-    # AMI puts exactly one space after the colon; an empty value may have none.
-    if value.startswith(b" "):
-        value = value[1:]
-    return key.strip().decode("latin-1"), decode_value(value)
-
-
 def parse_frame(block: bytes) -> Frame:
     """Parse one frame's bytes (without the blank-line terminator)."""
+    try:
+        lines = block.decode("utf-8").split("\r\n")
+    except UnicodeDecodeError:
+        # Only the lines that are not UTF-8 are read as Latin-1 (keys are ASCII).
+        lines = [decode_value(line) for line in block.split(b"\r\n")]
     headers: list[tuple[str, str]] = []
     junk: list[str] = []
-    for line in block.split(b"\r\n"):
+    append = headers.append
+    for line in lines:
         if not line:
             continue
-        pair = _split_line(line.rstrip(b"\n"))
-        if pair is None:
-            junk.append(decode_value(line))
-        else:
-            headers.append(pair)
+        key, sep, value = line.partition(":")
+        if not sep or not key or " " in key:
+            junk.append(line)
+            continue
+        # AMI puts exactly one space after the colon; an empty value may have none.
+        append((key, value[1:] if value[:1] == " " else value))
     return Frame(headers=headers, raw=block, junk=junk)
 
 
@@ -162,17 +161,14 @@ class FrameParser:
             block = bytes(buffer[start:end])
             start = end + 4
             frame = parse_frame(block.lstrip(b"\r\n"))
-            if not frame.headers or frame.junk:
-                self.junk_frames += 1
-                log.warning(
-                    "skipped %d bytes of garbage in the AMI stream: %r",
-                    len(block),
-                    block[:80],
-                )
-                if not frame.headers:
-                    continue
+            if frame.junk or not frame.headers or frame.headers[0][0] not in _FIRST_KEYS:
                 # Junk glued in front of a real frame: keep the frame, drop the junk.
-                frame = _trim_leading_junk(frame)
+                trimmed = _trim_leading_junk(frame)
+                self.junk_frames += 1
+                log.warning("skipped garbage in the AMI stream: %r", block[:80])
+                if trimmed is None:
+                    continue
+                frame = trimmed
             yield frame
         if start:
             del buffer[:start]
@@ -182,9 +178,15 @@ class FrameParser:
             buffer.clear()
 
 
-def _trim_leading_junk(frame: Frame) -> Frame:
-    """Frames start with Event/Response; anything before is debris from a previous error."""
-    for index, (key, _) in enumerate(frame.headers):
-        if key in ("Event", "Response"):
-            return Frame(headers=frame.headers[index:], raw=frame.raw, junk=frame.junk)
-    return frame
+_FIRST_KEYS = ("Event", "Response", "Action")
+
+
+def _trim_leading_junk(frame: Frame) -> Frame | None:
+    """Frames start with Event/Response/Action; anything before is debris. None: all debris."""
+    for index, (key, value) in enumerate(frame.headers):
+        if key in _FIRST_KEYS:
+            return Frame(headers=frame.headers[index:], raw=frame.raw)
+        for first in _FIRST_KEYS:
+            if key.endswith(first):  # binary debris glued to the first line
+                return Frame(headers=[(first, value), *frame.headers[index + 1 :]], raw=frame.raw)
+    return None

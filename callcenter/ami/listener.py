@@ -32,11 +32,12 @@ log = logging.getLogger(__name__)
 
 Publish = Callable[[list[CallState]], None]
 _IDLE = object()
+_LOST = object()  # in the queue at the place the connection was lost
 
 
 @dataclass(slots=True)
 class _Reconcile:
-    gap_started_at: datetime
+    gap_started_at: datetime | None
     alive: set[str] = field(default_factory=set)
 
 
@@ -59,7 +60,7 @@ class Listener:
         *,
         publish: Publish | None = None,
         stop_at_eof: bool = False,
-        queue_size: int = 20000,
+        queue_size: int = 256,  # reads of up to 64 KiB each
         batch_max: int = 2000,
         flush_interval: float = 0.05,
         db_retry_seconds: float = 1.0,
@@ -68,6 +69,7 @@ class Listener:
         self.store = store
         self.spool = spool
         self.publish = publish
+        self.on_stored: Callable[[Batch], None] | None = None  # after each commit (benchmarks)
         self.stop_at_eof = stop_at_eof
         self.batch_max = batch_max
         self.flush_interval = flush_interval
@@ -86,6 +88,7 @@ class Listener:
         self._retry_db_at = 0.0
         self._threads: list[threading.Thread] = []
         self._resume_gap: datetime | None = None
+        self._gap_started: datetime | None = None  # consumer thread only
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -106,6 +109,8 @@ class Listener:
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stopping.set()
+        if not self._threads:
+            return
         session = self._session
         if session is not None:
             session.close()
@@ -124,9 +129,8 @@ class Listener:
 
     def readiness(self) -> str:
         """ "ok", or why the listener is not doing its job (for /readyz)."""
-        if self._state != "ok":
-            return self._state
-        return self._db_state
+        problems = [state for state in (self._state, self._db_state) if state != "ok"]
+        return "; ".join(problems) or "ok"
 
     # -- connection -------------------------------------------------------------------------
 
@@ -138,12 +142,14 @@ class Listener:
     def _connect_loop(self) -> None:
         s = self.settings
         delay = s.reconnect_min_seconds
-        gap_started = self._resume_gap
+        reconcile = bool(self._resume_gap)
         where = f"{s.host}:{s.port}"
         while not self._stopping.is_set():
             lost = threading.Event()
             session = AmiSession(
-                self._enqueue, action_timeout=s.ping_timeout_seconds, on_lost=_setter(lost)
+                on_frames=self._enqueue,
+                action_timeout=s.ping_timeout_seconds,
+                on_lost=_setter(lost),
             )
             try:
                 session.connect(s.host, s.port, timeout=s.ping_timeout_seconds)
@@ -157,18 +163,23 @@ class Listener:
             except (ManagerException, OSError) as exc:
                 session.close()
                 self._set_state(f"cannot reach Asterisk at {where}: {exc}")
+            except Exception as exc:  # a bug must not end the listener: log it, reconnect
+                session.close()
+                log.exception("AMI: unexpected failure while connecting")
+                self._set_state(f"listener error: {type(exc).__name__}")
             else:
                 self.counters.connections += 1
                 self._session = session
                 self._set_state("ok")
                 delay = s.reconnect_min_seconds
-                if gap_started is not None or self.tracker.calls:
-                    self._request_reconcile(session, gap_started or utcnow())
+                if reconcile:
+                    self._request_reconcile(session, self._resume_gap)
                 self._watch(session, lost)
                 session.close()
                 if self._stopping.is_set():
                     return
-                gap_started = utcnow()
+                self._queue.put(_LOST)
+                reconcile = True
                 self._set_state(f"connection to {where} lost: {session.lost_reason or 'no Pong'}")
                 if self.stop_at_eof:
                     return
@@ -186,12 +197,16 @@ class Listener:
             try:
                 session.ping()
             except ActionTimeout as exc:
+                if self._queue.full() or time.monotonic() - session.last_received < interval:
+                    # Busy, not dead: the reader waits for room in the queue (backpressure),
+                    # so the Pong is still unread behind the events.
+                    continue
                 log.warning("AMI: %s; reconnecting", exc)
                 return
             except ManagerException:
                 return
 
-    def _request_reconcile(self, session: AmiSession, gap_started: datetime) -> None:
+    def _request_reconcile(self, session: AmiSession, gap_started: datetime | None) -> None:
         action_id = session.new_action_id()
         self._reconciles[action_id] = _Reconcile(gap_started)
         try:
@@ -200,8 +215,8 @@ class Listener:
         except ManagerException as exc:
             log.warning("AMI: reconcile request failed (%s)", exc)
 
-    def _enqueue(self, frame: Frame) -> None:
-        self._queue.put((frame, utcnow()))  # blocks when full: backpressure, never a drop
+    def _enqueue(self, frames: list[Frame]) -> None:
+        self._queue.put((frames, utcnow()))  # blocks when full: backpressure, never a drop
 
     # -- consuming --------------------------------------------------------------------------
 
@@ -216,11 +231,16 @@ class Listener:
             if item is None:
                 self._flush(batch, final=True)
                 return
-            if item is not _IDLE:
+            if item is _LOST:
+                # The gap begins after the last event read, in the PBX's clock if it sends one.
+                self._gap_started = self.tracker.last_event_time or utcnow()
+            elif item is not _IDLE:
                 assert isinstance(item, tuple)
                 if not batch:
                     opened = time.monotonic()
-                self._handle(item[0], item[1], batch)
+                frames, received_at = item
+                for frame in frames:
+                    self._handle(frame, received_at, batch)
             if batch and (
                 len(batch) >= self.batch_max
                 or self._queue.empty()
@@ -251,7 +271,8 @@ class Listener:
                 pending.alive.add(uniqueid)
         elif frame.name == "CoreShowChannelsComplete":
             del self._reconciles[action_id]
-            closed = self.tracker.close_gap(pending.alive, pending.gap_started_at)
+            began = pending.gap_started_at or self._gap_started or utcnow()
+            closed = self.tracker.close_gap(pending.alive, began)
             self.counters.gap_closed_calls += len(closed)
             for state in closed:
                 log.warning("call %s ended during the AMI gap: closed, marked gap", state.uniqueid)
@@ -303,6 +324,8 @@ class Listener:
         self._db_state = "ok"
         self.counters.batches += 1
         self.counters.stored_events += len(batch.events)
+        if self.on_stored is not None:
+            self.on_stored(batch)
         if self.publish is not None and batch.calls:
             try:
                 self.publish(list(batch.calls.values()))

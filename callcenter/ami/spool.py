@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from callcenter.ami.frames import parse_frame
+from callcenter.ami.frames import Frame
 from callcenter.ami.store import Batch, StoredEvent
 from callcenter.ami.tracker import CallState
 
@@ -28,6 +28,7 @@ def encode_batch(batch: Batch, *, with_events: bool = True) -> bytes:
         "events": [
             [
                 base64.b64encode(e.frame.raw).decode(),
+                e.frame.headers,
                 e.event_time.isoformat(),
                 e.received_at.isoformat(),
                 e.call_uniqueid,
@@ -42,10 +43,10 @@ def encode_batch(batch: Batch, *, with_events: bool = True) -> bytes:
 def decode_batch(payload: bytes) -> Batch:
     data = json.loads(payload)
     batch = Batch()
-    for raw, when, received, uniqueid in data["events"]:
+    for raw, headers, when, received, uniqueid in data["events"]:
         batch.events.append(
             StoredEvent(
-                frame=parse_frame(base64.b64decode(raw)),
+                frame=Frame([(k, v) for k, v in headers], raw=base64.b64decode(raw)),
                 event_time=datetime.fromisoformat(when),
                 received_at=datetime.fromisoformat(received),
                 call_uniqueid=uniqueid,

@@ -13,11 +13,12 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Engine, Insert, select, update
+import psycopg
+from sqlalchemy import Engine, Insert, Table, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
@@ -56,6 +57,10 @@ class Batch:
             self.calls[changed.uniqueid] = changed
 
 
+_CALLS: Table = Call.__table__  # type: ignore[assignment]
+_EVENTS: Table = CallEvent.__table__  # type: ignore[assignment]
+
+
 def _text(value: str | None, limit: int) -> str | None:
     # PostgreSQL refuses NUL in text; columns have a length.
     if value is None:
@@ -64,7 +69,7 @@ def _text(value: str | None, limit: int) -> str | None:
 
 
 @lru_cache(maxsize=65536)
-def _normalise(raw: str, region: str) -> CallerNumber:
+def normalise_cached(raw: str, region: str) -> CallerNumber:
     return normalise(raw, region)
 
 
@@ -77,6 +82,7 @@ class CallStore:
         self.factory = factory
         self.pbx = pbx
         self.region = region
+        self._caller_ids: dict[str, int] = {}  # number key -> callers.id
 
     @property
     def engine(self) -> Engine:
@@ -93,6 +99,7 @@ class CallStore:
                 ids = self._upsert_calls(session, batch.calls.values())
                 self._append_events(session, batch.events, ids)
         except DBAPIError as exc:
+            self._caller_ids.clear()  # rows it inserted were rolled back
             raise StoreUnavailable(f"{type(exc.orig).__name__}: {exc.orig}") from exc
 
     def load_open_calls(self) -> list[CallState]:
@@ -103,6 +110,22 @@ class CallStore:
                 select(Call.telephony_state).where(Call.pbx == self.pbx, Call.outcome.in_(live))
             )
             return [CallState.from_snapshot(state) for state in rows if state]
+
+    def load_states(self, uniqueids: Iterable[str]) -> dict[str, CallState]:
+        """The tracker's snapshots of these calls (for reconciliation from Asterisk's logs)."""
+        wanted = list(uniqueids)
+        states: dict[str, CallState] = {}
+        with self.factory() as session:
+            for start in range(0, len(wanted), 500):
+                rows = session.execute(
+                    select(Call.uniqueid, Call.telephony_state).where(
+                        Call.pbx == self.pbx, Call.uniqueid.in_(wanted[start : start + 500])
+                    )
+                )
+                states.update(
+                    (uid, CallState.from_snapshot(snapshot)) for uid, snapshot in rows if snapshot
+                )
+        return states
 
     # -- calls ------------------------------------------------------------------------------
 
@@ -119,25 +142,27 @@ class CallStore:
                 )
             )
         }
+        updates: list[dict[str, Any]] = []
         for state in states:
-            number = _normalise(state.caller_id_raw, self.region)
+            number = normalise_cached(state.caller_id_raw, self.region)
             values = self._call_values(state, number)
             row = existing.get(state.uniqueid)
             if row is None:
-                caller_id = self._count_caller(session, number, None, state.started_at)
-                values["caller_key_id"] = caller_id
-                call_id = session.scalars(
-                    Call.__table__.insert().values(pbx=self.pbx, **values).returning(Call.id)  # type: ignore[attr-defined]
-                ).one()
+                values["caller_key_id"] = self._count_caller(session, number, None, state)
+                call_id = session.execute(
+                    _CALLS.insert().values(pbx=self.pbx, **values).returning(_CALLS.c.id)
+                ).scalar_one()
                 ids[state.uniqueid] = call_id
                 continue
             ids[state.uniqueid] = row.id
             if Outcome(row.outcome).is_final and not state.is_final:
                 continue  # never reopen a finished call
-            values["caller_key_id"] = self._count_caller(
-                session, number, row.caller_key_id, state.started_at
-            )
-            session.execute(update(Call).where(Call.id == row.id).values(**values))
+            values["caller_key_id"] = self._count_caller(session, number, row.caller_key_id, state)
+            values["row_id"] = row.id
+            updates.append(values)
+        if updates:
+            # One statement, many parameter sets: a batch touches dozens of calls at once.
+            session.execute(_CALLS.update().where(_CALLS.c.id == bindparam("row_id")), updates)
         return ids
 
     def _call_values(self, state: CallState, number: CallerNumber) -> dict[str, Any]:
@@ -171,13 +196,16 @@ class CallStore:
         }
 
     def _count_caller(
-        self, session: Session, number: CallerNumber, current: int | None, seen: datetime
+        self, session: Session, number: CallerNumber, current: int | None, state: CallState
     ) -> int | None:
         """The caller row for this number (counted once per call); withheld has none."""
         if number.status == CallerIdStatus.withheld:
             target = None
         else:
-            target = self._caller_id(session, number, seen)
+            target = self._caller_ids.get(number.key)
+            if target is None:
+                target = self._caller_id(session, number, state.started_at)
+                self._caller_ids[number.key] = target
         if target == current:
             return current
         if current is not None:
@@ -189,6 +217,11 @@ class CallStore:
                 update(Caller)
                 .where(Caller.id == target)
                 .values(call_count=Caller.call_count + 1, raw_last=_text(number.raw, 128))
+            )
+            session.execute(
+                update(Caller)
+                .where(Caller.id == target, Caller.last_seen_at < state.started_at)
+                .values(last_seen_at=state.started_at)
             )
         return target
 
@@ -211,12 +244,7 @@ class CallStore:
             .on_conflict_do_nothing(index_elements=["number_key"])
         )
         session.execute(stmt)
-        caller_id = session.scalars(select(Caller.id).where(Caller.number_key == key)).one()
-        session.execute(
-            update(Caller)
-            .where(Caller.id == caller_id, Caller.last_seen_at < seen)
-            .values(last_seen_at=seen)
-        )
+        caller_id: int = session.scalars(select(Caller.id).where(Caller.number_key == key)).one()
         return caller_id
 
     # -- events -----------------------------------------------------------------------------
@@ -238,24 +266,72 @@ class CallStore:
                     )
                 )
             )
+        # The hot path (every event): plain DBAPI executemany, no per-row ORM/Core work.
+        sqlite = self.engine.dialect.name == "sqlite"
+        when = _sqlite_time if sqlite else _same
+        pbx = self.pbx
         rows = [
-            {
-                "pbx": self.pbx,
-                "dedup_key": e.frame.digest,
-                "call_id": ids.get(e.call_uniqueid) if e.call_uniqueid else None,
-                "uniqueid": _text(e.frame.get("Uniqueid"), 64),
-                "linkedid": _text(e.frame.get("Linkedid"), 64),
-                "name": _text(e.frame.name, 64) or "",
-                "event_time": e.event_time,
-                "received_at": e.received_at,
-                "headers": [[_text(k, 1 << 20), _text(v, 1 << 20)] for k, v in e.frame.headers],
-            }
+            (
+                pbx,
+                e.frame.digest,
+                ids.get(e.call_uniqueid) if e.call_uniqueid else None,
+                _text(e.frame.get("Uniqueid"), 64),
+                _text(e.frame.get("Linkedid"), 64),
+                _text(e.frame.name, 64) or "",
+                when(e.event_time),
+                when(e.received_at),
+                json.dumps(_headers(e.frame), ensure_ascii=False),
+            )
             for e in events
         ]
-        insert = _insert(self.engine.dialect.name)
-        session.execute(
-            insert(CallEvent).on_conflict_do_nothing(index_elements=["pbx", "dedup_key"]), rows
+        if not sqlite:
+            _copy_events(session, rows)
+            return
+        session.connection().exec_driver_sql(
+            f"INSERT INTO call_events ({_EVENT_COLUMNS}) VALUES ({', '.join('?' * 9)}) "
+            "ON CONFLICT (pbx, dedup_key) DO NOTHING",
+            rows,
         )
+
+
+_EVENT_COLUMNS = (
+    "pbx, dedup_key, call_id, uniqueid, linkedid, name, event_time, received_at, headers"
+)
+
+
+def _copy_events(session: Session, rows: list[tuple[Any, ...]]) -> None:
+    """PostgreSQL: COPY into a per-session scratch table, then one INSERT ... ON CONFLICT."""
+    dbapi = session.connection().connection.dbapi_connection
+    assert isinstance(dbapi, psycopg.Connection)
+    with dbapi.cursor() as cursor:
+        cursor.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS call_events_in (n integer, pbx text, dedup_key text, "
+            "call_id bigint, uniqueid text, linkedid text, name text, event_time timestamptz, "
+            "received_at timestamptz, headers json) ON COMMIT DELETE ROWS"
+        )
+        with cursor.copy(f"COPY call_events_in (n, {_EVENT_COLUMNS}) FROM STDIN") as copy:
+            for n, row in enumerate(rows):
+                copy.write_row((n, *row))
+        # Ordered by n (not ctid, which a rolled-back batch can shuffle): ids follow the wire.
+        cursor.execute(
+            f"INSERT INTO call_events ({_EVENT_COLUMNS}) SELECT {_EVENT_COLUMNS} "
+            "FROM call_events_in ORDER BY n ON CONFLICT (pbx, dedup_key) DO NOTHING"
+        )
+
+
+def _sqlite_time(value: datetime) -> str:
+    # The exact text SQLAlchemy's DateTime stores on SQLite (UTC, naive, microseconds).
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def _same(value: datetime) -> datetime:
+    return value
+
+
+def _headers(frame: Frame) -> list[tuple[str, str]] | list[list[str | None]]:
+    if b"\x00" not in frame.raw:
+        return frame.headers  # JSON writes the pairs as lists
+    return [[_text(k, 1 << 20), _text(v, 1 << 20)] for k, v in frame.headers]
 
 
 def _json_safe(data: dict[str, Any]) -> dict[str, Any]:

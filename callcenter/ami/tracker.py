@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Collection, Iterable
 from dataclasses import asdict, dataclass, field, fields
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from callcenter.ami.frames import Frame
@@ -50,6 +50,7 @@ class CallState:
     queue_position: int | None = None
     queued_at: datetime | None = None
     operators_rung: list[str] = field(default_factory=list)
+    interfaces_rung: list[str] = field(default_factory=list)
     answered_at: datetime | None = None
     operator: str | None = None
     operator_interface: str | None = None
@@ -146,7 +147,9 @@ def event_time(frame: Frame, received_at: datetime) -> datetime:
 
 
 _FACT_NAMES = tuple(
-    f.name for f in fields(CallState) if f.name not in ("last_event_at", "operators_rung")
+    f.name
+    for f in fields(CallState)
+    if f.name not in ("last_event_at", "operators_rung", "interfaces_rung")
 )
 
 
@@ -170,6 +173,8 @@ class CallTracker:
         self.finished: OrderedDict[str, CallState] = OrderedDict()
         self._by_linkedid: dict[str, str] = {}
         self._candidates: OrderedDict[str, tuple[Frame, datetime]] = OrderedDict()
+        # The latest event time seen: when a gap begins, in the PBX's clock when it sends one.
+        self.last_event_time: datetime | None = None
 
     # -- resuming ---------------------------------------------------------------------------
 
@@ -198,6 +203,8 @@ class CallTracker:
 
     def feed(self, frame: Frame, received_at: datetime) -> Tracked:
         when = event_time(frame, received_at)
+        if self.last_event_time is None or when > self.last_event_time:
+            self.last_event_time = when
         if not frame.is_event or frame.action_id is not None:
             # Replies and list items (Status, CoreShowChannel...) describe, they do not change.
             return Tracked(when, None, None)
@@ -225,12 +232,17 @@ class CallTracker:
     def _by_interface(self, interface: str | None) -> CallState | None:
         if not interface:
             return None
-        matches = [
+        candidates = [
             s
             for s in (*self.calls.values(), *reversed(self.finished.values()))
-            if s.operator_interface == interface and s.talk_seconds is None
+            if s.talk_seconds is None and not s.abandoned and s.queue_status is None
         ]
-        return matches[0] if matches else None
+        answered = [s for s in candidates if s.operator_interface == interface]
+        if answered:
+            return answered[0]
+        # AgentConnect was lost in a gap: the one call that rang this member, if only one did.
+        rang = [s for s in candidates if s.answered_at is None and interface in s.interfaces_rung]
+        return rang[0] if len(rang) == 1 else None
 
     def _is_inbound(self, frame: Frame) -> bool:
         return (
@@ -282,13 +294,18 @@ class CallTracker:
         return changed
 
     def _apply(self, state: CallState, frame: Frame, name: str, when: datetime) -> bool:
-        before = _facts(state)
-        if frame.get("Uniqueid") == state.uniqueid:
-            self._update_caller_id(state, frame, name)
+        if when > state.last_event_at:
+            state.last_event_at = when
         handler = _HANDLERS.get(name)
-        if handler is not None:
-            handler(self, state, frame, when)
-        state.last_event_at = max(state.last_event_at, when)
+        if name == "VarSet" and frame.get("Variable") != "QUEUESTATUS":
+            handler = None  # the bulk of the stream: only QUEUESTATUS matters
+        own = frame.get("Uniqueid") == state.uniqueid
+        if handler is None:
+            return own and self._update_caller_id(state, frame, name)
+        before = _facts(state)
+        if own:
+            self._update_caller_id(state, frame, name)
+        handler(self, state, frame, when)
         return _facts(state) != before
 
     def _finish(self, state: CallState) -> None:
@@ -323,6 +340,9 @@ class CallTracker:
         member = frame.get("MemberName") or frame.get("Interface") or ""
         if member not in state.operators_rung:
             state.operators_rung.append(member)
+        interface = frame.get("Interface")
+        if interface and interface not in state.interfaces_rung:
+            state.interfaces_rung.append(interface)
 
     def _on_connect(self, state: CallState, frame: Frame, when: datetime) -> None:
         if state.answered_at is None:
@@ -331,12 +351,14 @@ class CallTracker:
             state.operator_interface = frame.get("Interface")
             state.operator_channel = frame.get("DestChannel")
             state.wait_seconds = _int(frame.get("HoldTime"))
-            if state.queue is None:
-                state.queue = frame.get("Queue")
+            _joined_before(state, frame, when, state.wait_seconds)
 
     def _on_complete(self, state: CallState, frame: Frame, when: datetime) -> None:
         if state.talk_seconds is None:
             state.talk_seconds = _int(frame.get("TalkTime"))
+            if state.answered_at is None:
+                # AgentConnect was missed (an AMI gap): Asterisk's TalkTime says when it was.
+                state.answered_at = when - timedelta(seconds=state.talk_seconds or 0)
             state.complete_reason = frame.get("Reason")
             if state.wait_seconds is None:
                 state.wait_seconds = _int(frame.get("HoldTime"))
@@ -349,6 +371,7 @@ class CallTracker:
             state.abandoned = True
             if state.answered_at is None:
                 state.wait_seconds = _int(frame.get("HoldTime"))
+                _joined_before(state, frame, when, state.wait_seconds)
             if state.queue_position is None:
                 state.queue_position = _int(frame.get("OriginalPosition"))
 
@@ -372,6 +395,14 @@ class CallTracker:
         state.hangup_cause = _int(frame.get("Cause"))
         state.hangup_cause_txt = frame.get("Cause-txt")
         self._finish(state)
+
+
+def _joined_before(state: CallState, frame: Frame, when: datetime, held: int | None) -> None:
+    """QueueCallerJoin was lost (an AMI gap): Asterisk's HoldTime says when it was."""
+    if state.queue is None:
+        state.queue = frame.get("Queue")
+    if state.queued_at is None and held is not None:
+        state.queued_at = when - timedelta(seconds=held)
 
 
 _HANDLERS = {

@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from callcenter.api import auth, health, validation
+from callcenter.calls import live_routes
 from callcenter.calls import routes as calls_routes
 from callcenter.db import make_engine, make_sessionmaker
 from callcenter.errors import CallCenterError, ServiceUnavailable
@@ -62,4 +63,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(calls_routes.router)
     app.include_router(calls_routes.callers_router)
     app.include_router(users_routes.router)
+    app.include_router(live_routes.router)
     return app

@@ -9,6 +9,7 @@ from typing import Any
 import uvicorn
 
 from callcenter import migrate
+from callcenter.ami.runtime import AmiRuntime
 from callcenter.api.app import create_app
 from callcenter.db import make_engine
 from callcenter.settings import get_settings
@@ -37,5 +38,17 @@ def run(args: argparse.Namespace) -> int:
         engine = make_engine(settings.resolved_database_url)
         migrate.upgrade(engine)
         engine.dispose()
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
+    app = create_app(settings)
+    runtime = None
+    if settings.ami.enabled:
+        # The listener runs beside the API in its own threads; the API keeps serving when
+        # Asterisk is unreachable, and /readyz says why (probe "ami").
+        runtime = AmiRuntime(settings)
+        runtime.attach(app)
+        runtime.start()
+    try:
+        uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    finally:
+        if runtime is not None:
+            runtime.stop()
     return 0

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from pydantic import SecretStr
+from sqlalchemy import Engine, event
 
 from callcenter.ami.fake_server import Chunk, FakeAsterisk, Recording, coalesce
 from callcenter.ami.listener import Listener
@@ -15,6 +18,7 @@ from callcenter.ami.spool import Spool
 from callcenter.ami.store import CallStore
 from callcenter.calls.export import export_rows
 from callcenter.db import make_engine, make_sessionmaker
+from callcenter.phone import normalise
 from callcenter.settings import AmiSettings
 from tests.conftest import TRACES
 
@@ -38,10 +42,23 @@ def ami_settings(port: int, **overrides: Any) -> AmiSettings:
     return AmiSettings(**values)
 
 
+def impatient_engine(database_url: str) -> Engine:
+    """An engine that gives up on a locked database in 0.1 s instead of waiting 10 s."""
+    if database_url.startswith("sqlite"):
+        engine = make_engine(database_url)
+
+        def short_busy_timeout(connection: Any, _record: Any) -> None:
+            connection.execute("PRAGMA busy_timeout=100")
+
+        event.listen(engine, "connect", short_busy_timeout)
+        return engine
+    return make_engine(database_url, connect_args={"options": "-c lock_timeout=100"})
+
+
 def make_listener(
     database_url: str, port: int, spool_dir: Path, **kwargs: Any
 ) -> tuple[Listener, CallStore]:
-    engine = make_engine(database_url)
+    engine = impatient_engine(database_url)
     store = CallStore(make_sessionmaker(engine), pbx=PBX)
     settings = ami_settings(port, **kwargs.pop("settings", {}))
     listener = Listener(settings, store, Spool(spool_dir, 64 * 1024 * 1024), **kwargs)
@@ -86,9 +103,92 @@ def expected_calls(folder: Path) -> list[dict[str, Any]]:
 
 def wall_clock(folder: Path) -> dict[float, float]:
     """The capture's wall-clock time (t_wall) of each frame time (t_rel) in expected.json."""
-    clock = {}
+    clock: dict[float, float] = {}
     for line in (folder / "ami.jsonl").read_text().splitlines():
         row = json.loads(line)
         if "t_wall" in row:
             clock.setdefault(float(row["t_rel"]), float(row["t_wall"]))
     return clock
+
+
+OUTCOMES: dict[str, str] = {
+    "answered": "answered",
+    "answered_then_transferred": "answered",
+    "abandoned": "abandoned_in_queue",
+    "hangup_in_ivr": "abandoned_in_ivr",
+    "queue_timeout": "unanswered",
+}
+
+
+def expected_ended_by(who_hung_up: str) -> str:
+    if who_hung_up in ("caller", "operator"):
+        return who_hung_up
+    # Queue timeouts end in the dialplan; a transferred call's last leg is ended by the PBX.
+    assert who_hung_up.startswith(("system", "transferred")), who_hung_up
+    return "system"
+
+
+def expected_name(name: str, got: str) -> str:
+    if "\ufffd" in name:
+        # The trace shows invalid UTF-8 as U+FFFD; we keep the bytes (read as Latin-1).
+        return got.encode("latin-1").decode("utf-8", "replace")
+    return got
+
+
+def at(clock: dict[float, float], t_rel: float | None) -> datetime | None:
+    return None if t_rel is None else datetime.fromtimestamp(clock[t_rel], UTC)
+
+
+def assert_close(
+    got: str | None, want: datetime | None, field: str, tolerance: float = 0.1
+) -> None:
+    if want is None:
+        assert got is None, field
+        return
+    assert got is not None, field
+    delta = abs((datetime.fromisoformat(got) - want).total_seconds())
+    # Frames of one TCP read share a t_rel in the capture, their t_wall differ a little.
+    assert delta < tolerance, (field, got, want)
+
+
+def check_call(
+    row: dict[str, Any], call: dict[str, Any], clock: dict[float, float], tolerance: float = 0.1
+) -> None:
+    queue: dict[str, Any] = call.get("queue") or {}
+    assert row["linkedid"] == call["linkedid"]
+    assert row["caller_id_raw"] == call["caller_id_num"]
+    assert expected_name(call["caller_id_name"], row["caller_id_name"]) == call["caller_id_name"]
+    assert row["caller_e164"] == normalise(call["caller_id_num"]).e164
+    assert row["outcome"] == OUTCOMES[call["outcome"]]
+    assert row["queue"] == queue.get("queue")
+    assert row["operator"] == call.get("operator")
+    assert row["operator_interface"] == call.get("operator_interface")
+    assert row["wait_seconds"] == queue.get("wait_seconds")
+    assert row["talk_seconds"] == queue.get("talk_seconds")
+    assert row["ended_by"] == expected_ended_by(call["who_hung_up"])
+    assert row["hangup_cause"] == call["hangup_cause"]
+    assert row["classification"] is None
+    assert row["gap"] is False
+    assert_close(row["started_at"], at(clock, call["t_newchannel"]), "started_at", tolerance)
+    assert_close(row["queued_at"], at(clock, queue.get("t_join")), "queued_at", tolerance)
+    connect = queue.get("connect") or {}
+    assert_close(row["answered_at"], at(clock, connect.get("t_rel")), "answered_at", tolerance)
+    assert_close(row["ended_at"], at(clock, call["t_hangup"]), "ended_at", tolerance)
+
+
+def assert_matches_expected(database_url: str, folder: Path, tolerance: float = 0.1) -> None:
+    """One row per expected call, each field as expected.json says."""
+    rows = exported(database_url)
+    calls = expected_calls(folder)
+    assert sorted(rows) == sorted(c["uniqueid"] for c in calls)
+    clock = wall_clock(folder)
+    for call in calls:
+        check_call(rows[call["uniqueid"]], call, clock, tolerance)
+
+
+def wait_for(condition: Callable[[], Any], what: str) -> None:
+    """Poll a condition (a wait, not a timed assertion: the deadline only stops a hang)."""
+    deadline = time.monotonic() + 60
+    while not condition():
+        assert time.monotonic() < deadline, f"never happened: {what}"
+        time.sleep(0.02)

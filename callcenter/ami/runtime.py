@@ -1,0 +1,102 @@
+"""Wiring for a running listener: engine, store, spool, live bus, readiness probe."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI
+
+from callcenter.ami.listener import Listener
+from callcenter.ami.spool import Spool
+from callcenter.ami.store import CallStore, normalise_cached
+from callcenter.ami.tracker import CallState
+from callcenter.db import make_engine, make_sessionmaker
+from callcenter.live import InProcessBus, make_live_bus
+from callcenter.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def live_message(state: CallState, *, pbx: str, region: str) -> dict[str, Any]:
+    """What the operator board needs about one call change."""
+
+    def iso(value: Any) -> str | None:
+        return value.isoformat() if value is not None else None
+
+    return {
+        "type": "call",
+        "pbx": pbx,
+        "uniqueid": state.uniqueid,
+        "linkedid": state.linkedid,
+        "outcome": state.outcome,
+        "caller_id_raw": state.caller_id_raw,
+        "caller_id_name": state.caller_id_name,
+        "caller_e164": normalise_cached(state.caller_id_raw, region).e164,
+        "queue": state.queue,
+        "queue_position": state.queue_position,
+        "operator": state.operator,
+        "started_at": iso(state.started_at),
+        "queued_at": iso(state.queued_at),
+        "answered_at": iso(state.answered_at),
+        "ended_at": iso(state.ended_at),
+        "wait_seconds": state.wait_seconds,
+        "talk_seconds": state.talk_seconds,
+        "ended_by": state.ended_by,
+        "gap": state.gap,
+    }
+
+
+class AmiRuntime:
+    """The listener with its own engine (never the API's pool) and the live bus it feeds."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        bus: InProcessBus | None = None,
+        stop_at_eof: bool = False,
+        port: int | None = None,
+    ) -> None:
+        self.settings = settings
+        self.engine = make_engine(settings.resolved_database_url)
+        self.bus = bus or make_live_bus(settings.resolved_database_url)
+        ami = settings.ami
+        if port is not None:
+            ami = ami.model_copy(update={"host": "127.0.0.1", "port": port})
+        store = CallStore(
+            make_sessionmaker(self.engine), pbx=ami.pbx_name, region=settings.phone_region
+        )
+        self.listener = Listener(
+            ami,
+            store,
+            Spool(ami.spool_dir, ami.spool_max_bytes),
+            publish=self._publish,
+            stop_at_eof=stop_at_eof,
+        )
+
+    def _publish(self, states: list[CallState]) -> None:
+        pbx, region = self.settings.ami.pbx_name, self.settings.phone_region
+        self.bus.publish([live_message(s, pbx=pbx, region=region) for s in states])
+
+    def attach(self, app: FastAPI) -> None:
+        """Share the live bus with the API and report the listener on /readyz."""
+        app.state.live_bus = self.bus
+        probes = getattr(app.state, "readiness_probes", None)
+        if probes is None:
+            probes = app.state.readiness_probes = {}
+        probes["ami"] = self.listener.readiness
+
+    def start(self) -> None:
+        self.listener.start()
+
+    def wait(self) -> bool:
+        return self.listener.wait()
+
+    def stop(self) -> None:
+        self.listener.stop()
+        self.close()
+
+    def close(self) -> None:
+        self.bus.close()
+        self.engine.dispose()

@@ -1,0 +1,74 @@
+"""The commands end to end: `callcenter replay` a trace, then `callcenter export calls`."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from callcenter.calls.export import EXPORT_FIELDS
+from callcenter.cli import main
+from callcenter.settings import get_settings
+from tests.ami.helpers import OUTCOMES, expected_calls
+from tests.conftest import TRACES
+
+ANSWERED = TRACES / "20-pjsip-answered"
+
+
+@pytest.fixture
+def configured(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
+    monkeypatch.setenv("CALLCENTER_DATABASE_URL", database_url)
+    monkeypatch.setenv("CALLCENTER_AMI__SECRET", "ttu112secret")
+    monkeypatch.setenv("CALLCENTER_AMI__SPOOL_DIR", str(tmp_path / "spool"))
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+@pytest.mark.usefixtures("configured")
+def test_replay_then_export_jsonl_and_csv(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["replay", str(ANSWERED)]) == 0
+    assert "1 calls" in capsys.readouterr().out
+
+    assert main(["export", "calls", "--format", "jsonl"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert main(["export", "calls", "--format", "csv"]) == 0
+    table = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+
+    call = expected_calls(ANSWERED)[0]
+    assert [list(r) for r in rows] == [list(EXPORT_FIELDS)]
+    assert rows[0]["uniqueid"] == call["uniqueid"]
+    assert rows[0]["outcome"] == OUTCOMES[call["outcome"]]
+    assert rows[0]["operator"] == call["operator"]
+    assert rows[0]["started_at"].startswith("2026-11-28T01:")
+    assert table[0]["uniqueid"] == call["uniqueid"]
+    assert table[0]["talk_seconds"] == str(call["queue"]["talk_seconds"])
+    assert table[0]["classification"] == ""
+
+
+@pytest.mark.usefixtures("configured")
+def test_replay_of_a_folder_of_traces_twice_is_idempotent(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    traces = tmp_path / "traces"
+    traces.mkdir()
+    for name in ("02-abandoned", "21-pjsip-abandoned"):
+        (traces / name).symlink_to(TRACES / name)
+    assert main(["replay", str(traces)]) == 0
+    assert main(["replay", str(traces)]) == 0
+    capsys.readouterr()
+    assert main(["export", "calls"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert sorted(r["outcome"] for r in rows) == ["abandoned_in_queue", "abandoned_in_queue"]
+
+
+@pytest.mark.usefixtures("configured")
+def test_reconcile_needs_a_log(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["reconcile", "--since", "2026-11-01"]) == 2
+    assert "queue_log" in capsys.readouterr().out

@@ -1,0 +1,117 @@
+"""GET /api/v1/live over real HTTP: call changes from a replayed trace reach a logged-in watcher.
+
+On PostgreSQL the API's bus is its own (LISTEN on its own connection) and the listener's is
+another (NOTIFY): the same path as across processes. On SQLite they share the process's bus.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI
+from pydantic import SecretStr
+from sqlalchemy.orm import Session, sessionmaker
+
+from callcenter.ami.fake_server import FakeAsterisk, Recording, coalesce
+from callcenter.ami.runtime import AmiRuntime
+from callcenter.api.app import create_app
+from callcenter.live import InProcessBus, PostgresBus
+from callcenter.models import Role
+from callcenter.settings import Settings
+from tests.ami.helpers import expected_calls, wait_for
+from tests.builders import PASSWORD, make_user
+from tests.conftest import TRACES
+
+ANSWERED = TRACES / "01-answered"
+
+
+@pytest.fixture
+def server(settings: Settings) -> Iterator[tuple[FastAPI, str]]:
+    app = create_app(settings)
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning")
+    running = uvicorn.Server(config)
+    thread = threading.Thread(target=running.run, daemon=True)
+    thread.start()
+    wait_for(lambda: running.started, "uvicorn started")
+    port = running.servers[0].sockets[0].getsockname()[1]
+    yield app, f"http://127.0.0.1:{port}"
+    running.should_exit = True
+    thread.join(10)
+    bus: InProcessBus | None = getattr(app.state, "live_bus", None)
+    if bus is not None:
+        bus.close()
+
+
+def token(base: str, session_factory: sessionmaker[Session]) -> str:
+    with session_factory.begin() as session:
+        username = make_user(session, role=Role.operator).username
+    response = httpx.post(
+        f"{base}/api/v1/auth/token", data={"username": username, "password": PASSWORD}
+    )
+    access: str = response.json()["access_token"]
+    return access
+
+
+def test_live_needs_a_login(server: tuple[FastAPI, str]) -> None:
+    _, base = server
+    assert httpx.get(f"{base}/api/v1/live").status_code == 401
+    assert httpx.get(f"{base}/api/v1/live?access_token=forged").status_code == 401
+
+
+def test_call_changes_stream_to_a_watcher(
+    server: tuple[FastAPI, str],
+    settings: Settings,
+    session_factory: sessionmaker[Session],
+    tmp_path: Path,
+) -> None:
+    app, base = server
+    access = token(base, session_factory)
+    uniqueid = expected_calls(ANSWERED)[0]["uniqueid"]
+    ami = settings.ami.model_copy(
+        update={
+            "enabled": True,
+            "secret": SecretStr("ttu112secret"),
+            "spool_dir": tmp_path / "spool",
+        }
+    )
+    listener_settings = settings.model_copy(update={"ami": ami})
+    seen: list[dict[str, Any]] = []
+
+    with (
+        httpx.Client(timeout=30) as client,
+        client.stream("GET", f"{base}/api/v1/live", params={"access_token": access}) as stream,
+    ):
+        assert stream.status_code == 200
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        lines = stream.iter_lines()
+        assert next(lines).startswith("retry:")  # subscribed: publish now
+        bus = app.state.live_bus
+        if isinstance(bus, PostgresBus):
+            wait_for(bus.listening.is_set, "LISTEN active")
+        with FakeAsterisk([coalesce(Recording.load(ANSWERED, stamp=True).frames)]) as fake:
+            # SQLite: one process, one bus; PostgreSQL: the listener's own, NOTIFY between them.
+            shared = None if isinstance(bus, PostgresBus) else bus
+            runtime = AmiRuntime(listener_settings, bus=shared, stop_at_eof=True, port=fake.port)
+            runtime.start()
+            for line in lines:
+                if line.startswith("data: "):
+                    seen.append(json.loads(line.removeprefix("data: ")))
+                    if seen[-1]["outcome"] == "answered":
+                        break
+            runtime.wait()
+            runtime.engine.dispose()
+            if runtime.bus is not bus:
+                runtime.bus.close()
+
+    mine = [m for m in seen if m["uniqueid"] == uniqueid]
+    outcomes = [m["outcome"] for m in mine]
+    assert outcomes[-1] == "answered"
+    assert mine[-1]["operator"] == "Operator Andi"
+    assert mine[-1]["caller_e164"] == "+6281234567890"
