@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -64,11 +65,9 @@ def run_process_agi(scenario: Scenario, environ: dict[str, str]) -> ProcessRun:
     stdin, stdout = process.stdin, process.stdout
 
     def write(data: bytes) -> None:
-        try:
+        with contextlib.suppress(BrokenPipeError):  # the IVR may close first
             stdin.write(data)
             stdin.flush()
-        except BrokenPipeError:
-            pass
 
     try:
         sent = scenario.converse(stdout.readline, write, lambda: process.send_signal(signal.SIGHUP))
