@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from typing import Any
 
 from callcenter.settings import get_settings
@@ -18,6 +19,11 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--host", help="default: [fastagi] host")
     parser.add_argument("--port", type=int, help="default: [fastagi] port; 0: any free port")
     parser.add_argument("--max-sessions", type=int, help="default: [fastagi] max_sessions")
+    parser.add_argument(
+        "--exit-with-parent",
+        action="store_true",
+        help="stop when the parent process ends (how `callcenter serve` runs it)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -30,6 +36,7 @@ def run(args: argparse.Namespace) -> int:
         settings.fastagi.host if args.host is None else args.host,
         settings.fastagi.port if args.port is None else args.port,
         settings.fastagi.max_sessions if args.max_sessions is None else args.max_sessions,
+        parent_pid=os.getppid() if args.exit_with_parent else None,
     )
     host, port = server.bind()
     log.info(

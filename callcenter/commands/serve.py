@@ -11,6 +11,7 @@ import uvicorn
 from callcenter import migrate
 from callcenter.api.app import create_app
 from callcenter.db import make_engine
+from callcenter.ivr.server import start_subprocess, stop_subprocess
 from callcenter.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -37,5 +38,10 @@ def run(args: argparse.Namespace) -> int:
         engine = make_engine(settings.resolved_database_url)
         migrate.upgrade(engine)
         engine.dispose()
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
+    fastagi = start_subprocess(settings) if settings.fastagi.enabled else None
+    try:
+        uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
+    finally:
+        if fastagi is not None:
+            stop_subprocess(fastagi)
     return 0

@@ -23,6 +23,7 @@ import subprocess
 import sys
 import time
 from types import FrameType
+from typing import Any
 
 from callcenter.settings import Settings
 
@@ -35,8 +36,18 @@ SHUTDOWN_GRACE = 30.0
 
 
 class FastAgiServer:
-    def __init__(self, settings: Settings, host: str, port: int, max_sessions: int) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        host: str,
+        port: int,
+        max_sessions: int,
+        *,
+        parent_pid: int | None = None,
+    ) -> None:
         self.settings = settings
+        # Started by `callcenter serve`: stop when that process is gone, even if it was killed.
+        self.parent_pid = parent_pid
         self.host = host
         self.port = port
         self.max_sessions = max(1, max_sessions)
@@ -67,6 +78,10 @@ class FastAgiServer:
         signal.signal(signal.SIGINT, self.stop)
         try:
             while not self._stopping:
+                if self.parent_pid is not None and os.getppid() != self.parent_pid:
+                    log.warning("the process that started the FastAGI server is gone: stopping")
+                    self._stopping = True
+                    break
                 self._reap()
                 with contextlib.suppress(InterruptedError):
                     readable, _, _ = select.select([self._listener], [], [], 0.2)
@@ -159,12 +174,13 @@ def _preload() -> None:
     normalise("081234567890")
 
 
-def start_subprocess(settings: Settings) -> subprocess.Popen[bytes]:
+def start_subprocess(settings: Settings, **popen: Any) -> subprocess.Popen[bytes]:
     """`callcenter fastagi` beside another process (`callcenter serve`): its own process, so
     the forks never copy the API's threads or database pools."""
     command = [sys.executable, "-m", "callcenter.cli", "fastagi"]
     command += ["--host", settings.fastagi.host, "--port", str(settings.fastagi.port)]
-    return subprocess.Popen(command)
+    command += ["--max-sessions", str(settings.fastagi.max_sessions), "--exit-with-parent"]
+    return subprocess.Popen(command, **popen)
 
 
 def stop_subprocess(process: subprocess.Popen[bytes]) -> None:
