@@ -24,7 +24,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from asterisk import agi as pyst2_agi
+import asterisk.agi as pyst2_agi
 
 from callcenter.ivr.session import AgiProtocolError, CallerHungUp
 
