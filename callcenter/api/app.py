@@ -12,8 +12,10 @@ from fastapi.responses import JSONResponse
 from callcenter.api import auth, health
 from callcenter.db import make_engine, make_sessionmaker
 from callcenter.errors import CallCenterError, ServiceUnavailable
+from callcenter.incidents import routes as incident_routes
 from callcenter.migrate import is_at_head
 from callcenter.settings import Settings, get_settings
+from callcenter.stats import routes as stats_routes
 
 log = logging.getLogger(__name__)
 
@@ -55,4 +57,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(health.router)
     app.include_router(auth.router)
+    app.include_router(incident_routes.router)
+    app.include_router(stats_routes.router)
     return app
