@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from callcenter.api import auth, health
+from callcenter.callbacks import routes as callback_routes
 from callcenter.db import make_engine, make_sessionmaker
 from callcenter.errors import CallCenterError, ServiceUnavailable
 from callcenter.incidents import routes as incident_routes
@@ -59,4 +60,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(auth.router)
     app.include_router(incident_routes.router)
     app.include_router(stats_routes.router)
+    app.include_router(callback_routes.router)
     return app
