@@ -17,13 +17,16 @@ from callcenter.models import Base, Call
 
 
 class HourlyCount(Base):
-    """Calls per local hour and classification: the time series."""
+    """Calls per local hour, by classification: the time series (one row per hour)."""
 
     __tablename__ = "stats_hourly"
 
     local_hour: Mapped[int] = mapped_column(Integer, primary_key=True)
-    classification: Mapped[str] = mapped_column(String(32), primary_key=True)
-    calls: Mapped[int] = mapped_column(Integer)
+    total: Mapped[int] = mapped_column(Integer)
+    emergency: Mapped[int] = mapped_column(Integer)
+    prank: Mapped[int] = mapped_column(Integer)
+    non_emergency: Mapped[int] = mapped_column(Integer)
+    unclassified: Mapped[int] = mapped_column(Integer)
 
 
 class DailyDetail(Base):

@@ -42,6 +42,7 @@ from callcenter.stats.models import (
 )
 
 STATE_ID = 1
+HOURLY_COLUMNS = ("total", *(c.value for c in Classification), "unclassified")
 _LOCK_KEY = 112_0005  # PostgreSQL advisory lock: one refresher at a time
 
 
@@ -82,18 +83,16 @@ def rebuild_day(session: Session, day: date, tz: ZoneInfo) -> None:
         session.execute(delete(model).where(model.local_day == key))
 
     hour = _hour_number(session)
-    hourly: dict[tuple[int, str], int] = defaultdict(int)
+    hourly: dict[int, dict[str, int]] = defaultdict(lambda: dict.fromkeys(HOURLY_COLUMNS, 0))
     for number, classification, calls in session.execute(
         select(hour, _text(Call.classification), func.count())
         .where(*in_day)
         .group_by(hour, _text(Call.classification))
     ):
-        hourly[local_hour(_hour_start(int(number)), tz), classification] += calls
-    _insert(
-        session,
-        HourlyCount,
-        ({"local_hour": h, "classification": c, "calls": n} for (h, c), n in hourly.items()),
-    )
+        counts = hourly[local_hour(_hour_start(int(number)), tz)]
+        counts[classification or "unclassified"] += calls
+        counts["total"] += calls
+    _insert(session, HourlyCount, ({"local_hour": h, **c} for h, c in hourly.items()))
 
     detail_key = (
         _text(Call.outcome),

@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import HTMLResponse, Response
+from pydantic import BaseModel
 
 from callcenter.api.auth import SupervisorUser
 from callcenter.api.deps import SessionDep, SettingsDep
@@ -63,6 +64,11 @@ def date_range(
 Range = Annotated[tuple[date, date], Depends(date_range)]
 
 
+def json_response(model: BaseModel) -> Response:
+    # Serialised by pydantic-core directly: jsonable_encoder takes ~50 ms on an hourly series.
+    return Response(content=model.model_dump_json(by_alias=True), media_type="application/json")
+
+
 def csv_response(body: str, name: str) -> Response:
     return Response(
         content=body,
@@ -71,37 +77,39 @@ def csv_response(body: str, name: str) -> Response:
     )
 
 
-@router.get("/stats/summary", response_model=None)
+@router.get("/stats/summary", response_class=Response, responses={200: {"model": Summary}})
 def summary(
     span: Range,
     session: SessionDep,
     settings: SettingsDep,
     _user: StatsUser,
     format: Format = "json",
-) -> Summary | Response:
+) -> Response:
     result = queries.summary(session, *span, settings)
     if format == "csv":
         return csv_response(
             tables.to_csv(["section", "name", "value"], tables.summary_rows(result)), "summary"
         )
-    return result
+    return json_response(result)
 
 
-@router.get("/stats/answer-times", response_model=None)
+@router.get(
+    "/stats/answer-times", response_class=Response, responses={200: {"model": AnswerTimesReport}}
+)
 def answer_times(
     span: Range,
     session: SessionDep,
     settings: SettingsDep,
     _user: StatsUser,
     format: Format = "json",
-) -> AnswerTimesReport | Response:
+) -> Response:
     result = queries.answer_times(session, *span, settings)
     if format == "csv":
         return csv_response(tables.models_csv(result.days, AnswerTimes), "answer-times")
-    return result
+    return json_response(result)
 
 
-@router.get("/stats/timeseries", response_model=None)
+@router.get("/stats/timeseries", response_class=Response, responses={200: {"model": TimeSeries}})
 def timeseries(
     span: Range,
     session: SessionDep,
@@ -109,30 +117,30 @@ def timeseries(
     _user: StatsUser,
     interval: Literal["hour", "day", "month"] = "day",
     format: Format = "json",
-) -> TimeSeries | Response:
+) -> Response:
     if interval == "hour" and (span[1] - span[0]).days >= MAX_HOURLY_DAYS:
         raise InvalidInput(f"hourly series cover at most {MAX_HOURLY_DAYS} days", field="to")
     result = queries.timeseries(session, *span, interval, settings)
     if format == "csv":
         return csv_response(tables.models_csv(result.points, TimePoint), "timeseries")
-    return result
+    return json_response(result)
 
 
-@router.get("/stats/operators", response_model=None)
+@router.get("/stats/operators", response_class=Response, responses={200: {"model": Operators}})
 def operators(
     span: Range,
     session: SessionDep,
     settings: SettingsDep,
     _user: StatsUser,
     format: Format = "json",
-) -> Operators | Response:
+) -> Response:
     result = queries.operators(session, *span, settings)
     if format == "csv":
         return csv_response(tables.models_csv(result.operators, OperatorFigures), "operators")
-    return result
+    return json_response(result)
 
 
-@router.get("/stats/callers", response_model=None)
+@router.get("/stats/callers", response_class=Response, responses={200: {"model": Callers}})
 def callers(
     span: Range,
     session: SessionDep,
@@ -141,7 +149,7 @@ def callers(
     limit: Annotated[int, Query(ge=1, le=500)] = 20,
     min_pranks: Annotated[int, Query(ge=1)] = 2,
     format: Format = "json",
-) -> Callers | Response:
+) -> Response:
     result = queries.callers(
         session,
         *span,
@@ -152,21 +160,21 @@ def callers(
     )
     if format == "csv":
         return csv_response(tables.models_csv(result.callers, CallerFigures), "callers")
-    return result
+    return json_response(result)
 
 
-@router.get("/stats/regions", response_model=None)
+@router.get("/stats/regions", response_class=Response, responses={200: {"model": Regions}})
 def regions(
     span: Range,
     session: SessionDep,
     settings: SettingsDep,
     _user: StatsUser,
     format: Format = "json",
-) -> Regions | Response:
+) -> Response:
     result = queries.regions(session, *span, settings)
     if format == "csv":
         return csv_response(tables.models_csv(result.regions, RegionFigures), "regions")
-    return result
+    return json_response(result)
 
 
 def month_range(
@@ -177,14 +185,16 @@ def month_range(
     return first, following - timedelta(days=1)
 
 
-@router.get("/reports/monthly", response_model=None)
+@router.get(
+    "/reports/monthly", response_class=Response, responses={200: {"model": report.MonthlyReport}}
+)
 def monthly(
     span: Annotated[tuple[date, date], Depends(month_range)],
     session: SessionDep,
     settings: SettingsDep,
     _user: StatsUser,
     format: Literal["json", "csv", "html"] = "json",
-) -> report.MonthlyReport | Response:
+) -> Response:
     result = report.monthly(session, *span, settings)
     if format == "csv":
         name = f"recap-{span[0]:%Y-%m}"
@@ -193,4 +203,4 @@ def monthly(
         )
     if format == "html":
         return HTMLResponse(report.render_html(result))
-    return result
+    return json_response(result)

@@ -54,9 +54,12 @@ def upgrade() -> None:
     op.create_table(
         "stats_hourly",
         sa.Column("local_hour", sa.Integer(), nullable=False),
-        sa.Column("classification", sa.String(length=32), nullable=False),
-        sa.Column("calls", sa.Integer(), nullable=False),
-        sa.PrimaryKeyConstraint("local_hour", "classification", name=op.f("pk_stats_hourly")),
+        sa.Column("total", sa.Integer(), nullable=False),
+        sa.Column("emergency", sa.Integer(), nullable=False),
+        sa.Column("prank", sa.Integer(), nullable=False),
+        sa.Column("non_emergency", sa.Integer(), nullable=False),
+        sa.Column("unclassified", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("local_hour", name=op.f("pk_stats_hourly")),
     )
     op.create_table(
         "stats_prank_callers_daily",
