@@ -58,8 +58,27 @@ class DailyPrankCaller(Base):
     """Prank calls per local day and caller number (E.164 only: withheld callers are apart)."""
 
     __tablename__ = "stats_prank_callers_daily"
+    __table_args__ = (
+        # Top of one day's list, and one caller's days (see stats/top_callers.py).
+        Index("ix_stats_prank_callers_daily_top", "local_day", "pranks"),
+        Index("ix_stats_prank_callers_daily_caller", "caller_e164", "local_day"),
+    )
 
     local_day: Mapped[int] = mapped_column(Integer, primary_key=True)
+    caller_e164: Mapped[str] = mapped_column(String(32), primary_key=True)
+    pranks: Mapped[int] = mapped_column(Integer)
+
+
+class MonthlyPrankCaller(Base):
+    """Prank calls per local month (YYYYMM) and caller: the daily rows summed, kept by deltas."""
+
+    __tablename__ = "stats_prank_callers_monthly"
+    __table_args__ = (
+        Index("ix_stats_prank_callers_monthly_top", "month", "pranks"),
+        Index("ix_stats_prank_callers_monthly_caller", "caller_e164", "month"),
+    )
+
+    month: Mapped[int] = mapped_column(Integer, primary_key=True)
     caller_e164: Mapped[str] = mapped_column(String(32), primary_key=True)
     pranks: Mapped[int] = mapped_column(Integer)
 

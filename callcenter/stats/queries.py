@@ -13,8 +13,8 @@ from callcenter.incidents.models import Agency, Assignment, Incident
 from callcenter.localtime import day_key, days, key_day
 from callcenter.models import Classification, Outcome
 from callcenter.settings import Settings
-from callcenter.stats import figures
-from callcenter.stats.models import DailyDetail, DailyPrankCaller, DailyWait, HourlyCount
+from callcenter.stats import figures, top_callers
+from callcenter.stats.models import DailyDetail, DailyWait, HourlyCount
 from callcenter.stats.schemas import (
     AgencyFollowUp,
     AnswerTimes,
@@ -287,16 +287,7 @@ def callers(
     min_pranks: int,
     masked: bool,
 ) -> Callers:
-    lo, hi = _day_range(first, last)
-    pranks = func.sum(DailyPrankCaller.pranks).label("pranks")
-    rows = session.execute(
-        select(DailyPrankCaller.caller_e164, pranks)
-        .where(DailyPrankCaller.local_day.between(lo, hi))
-        .group_by(DailyPrankCaller.caller_e164)
-        .having(pranks >= min_pranks)
-        .order_by(pranks.desc(), DailyPrankCaller.caller_e164)
-        .limit(limit)
-    )
+    rows = top_callers.top_prank_callers(session, first, last, limit=limit, min_pranks=min_pranks)
     return Callers(
         period=period(first, last, settings),
         callers=[

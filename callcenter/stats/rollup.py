@@ -29,6 +29,8 @@ from sqlalchemy import (
     text,
     type_coerce,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from callcenter.localtime import day_key, key_day, local_day, local_hour, utc_bounds
@@ -38,6 +40,7 @@ from callcenter.stats.models import (
     DailyPrankCaller,
     DailyWait,
     HourlyCount,
+    MonthlyPrankCaller,
     RollupState,
 )
 
@@ -71,7 +74,7 @@ def _lock(session: Session) -> None:
         session.execute(text("UPDATE stats_rollup_state SET id = id WHERE id = :id"), {"id": 0})
 
 
-def rebuild_day(session: Session, day: date, tz: ZoneInfo) -> None:
+def rebuild_day(session: Session, day: date, tz: ZoneInfo, *, keep_monthly: bool = True) -> None:
     """Replace the rollups of one local day by a fresh computation from the calls table."""
     key = day_key(day)
     start, end = utc_bounds(day, day, tz)
@@ -79,7 +82,7 @@ def rebuild_day(session: Session, day: date, tz: ZoneInfo) -> None:
     session.execute(
         delete(HourlyCount).where(HourlyCount.local_hour.between(key * 100, key * 100 + 99))
     )
-    for model in (DailyDetail, DailyWait, DailyPrankCaller):
+    for model in (DailyDetail, DailyWait):
         session.execute(delete(model).where(model.local_day == key))
 
     hour = _hour_number(session)
@@ -140,21 +143,74 @@ def rebuild_day(session: Session, day: date, tz: ZoneInfo) -> None:
             )
         ),
     )
+    _rebuild_prank_callers(session, key, in_day, keep_monthly=keep_monthly)
+
+
+def _rebuild_prank_callers(
+    session: Session, key: int, in_day: tuple[Any, ...], *, keep_monthly: bool
+) -> None:
+    """Replace one day's prank counts per caller; move the month's sums by the difference."""
+    old = dict(
+        session.execute(
+            select(DailyPrankCaller.caller_e164, DailyPrankCaller.pranks).where(
+                DailyPrankCaller.local_day == key
+            )
+        ).all()
+    )
+    new: dict[str, int] = dict(
+        session.execute(
+            select(func.coalesce(Call.caller_e164, ""), func.count())
+            .where(
+                *in_day,
+                Call.classification == Classification.prank,
+                Call.caller_e164.is_not(None),
+            )
+            .group_by(Call.caller_e164)
+        ).all()
+    )
+    session.execute(delete(DailyPrankCaller).where(DailyPrankCaller.local_day == key))
     _insert(
         session,
         DailyPrankCaller,
-        (
-            {"local_day": key, "caller_e164": caller, "pranks": pranks}
-            for caller, pranks in session.execute(
-                select(Call.caller_e164, func.count())
-                .where(
-                    *in_day,
-                    Call.classification == Classification.prank,
-                    Call.caller_e164.is_not(None),
-                )
-                .group_by(Call.caller_e164)
-            )
+        ({"local_day": key, "caller_e164": c, "pranks": n} for c, n in new.items()),
+    )
+    if not keep_monthly:
+        return
+    month = key // 100
+    deltas = [
+        {"month": month, "caller_e164": caller, "pranks": new.get(caller, 0) - old.get(caller, 0)}
+        for caller in old.keys() | new.keys()
+        if new.get(caller, 0) != old.get(caller, 0)
+    ]
+    if not deltas:
+        return
+    dialect_insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    upsert = dialect_insert(MonthlyPrankCaller)
+    session.execute(
+        upsert.on_conflict_do_update(
+            index_elements=[MonthlyPrankCaller.month, MonthlyPrankCaller.caller_e164],
+            set_={"pranks": MonthlyPrankCaller.pranks + upsert.excluded.pranks},
         ),
+        deltas,
+    )
+    session.execute(
+        delete(MonthlyPrankCaller).where(
+            MonthlyPrankCaller.month == month, MonthlyPrankCaller.pranks <= 0
+        )
+    )
+
+
+def _rebuild_monthly(session: Session) -> None:
+    """All monthly prank sums from the daily rows (after a full rebuild)."""
+    session.execute(delete(MonthlyPrankCaller))
+    month = DailyPrankCaller.local_day // literal_column("100")
+    session.execute(
+        insert(MonthlyPrankCaller).from_select(
+            ["month", "caller_e164", "pranks"],
+            select(month, DailyPrankCaller.caller_e164, func.sum(DailyPrankCaller.pranks))
+            .where(DailyPrankCaller.local_day > 0)
+            .group_by(month, DailyPrankCaller.caller_e164),
+        )
     )
 
 
@@ -209,7 +265,7 @@ def refresh(session: Session, *, timezone: str, safety: timedelta) -> int:
             session.add(state)
         state.timezone = timezone
         state.watermark = None
-        for model in (HourlyCount, DailyDetail, DailyWait, DailyPrankCaller):
+        for model in (HourlyCount, DailyDetail, DailyWait, DailyPrankCaller, MonthlyPrankCaller):
             session.execute(delete(model))
     since = None if state.watermark is None else state.watermark - safety
 
@@ -219,8 +275,12 @@ def refresh(session: Session, *, timezone: str, safety: timedelta) -> int:
         query = query.where(Call.updated_at > since)
     touched = session.execute(query).all()
     days = _days_of_hours((int(number) for number, _ in touched), tz)
+    # From scratch, monthly sums are cheaper in one pass than day by day.
+    from_scratch = state.watermark is None
     for key in sorted(days):
-        rebuild_day(session, key_day(key), tz)
+        rebuild_day(session, key_day(key), tz, keep_monthly=not from_scratch)
+    if from_scratch:
+        _rebuild_monthly(session)
     latest_seen = max((latest for _, latest in touched), default=state.watermark)
     state.watermark = latest_seen
     state.fingerprint = "" if latest_seen is None else _fingerprint(session, latest_seen - safety)

@@ -70,6 +70,33 @@ def upgrade() -> None:
             "local_day", "caller_e164", name=op.f("pk_stats_prank_callers_daily")
         ),
     )
+    op.create_index(
+        "ix_stats_prank_callers_daily_top",
+        "stats_prank_callers_daily",
+        ["local_day", "pranks"],
+    )
+    op.create_index(
+        "ix_stats_prank_callers_daily_caller",
+        "stats_prank_callers_daily",
+        ["caller_e164", "local_day"],
+    )
+    op.create_table(
+        "stats_prank_callers_monthly",
+        sa.Column("month", sa.Integer(), nullable=False),
+        sa.Column("caller_e164", sa.String(length=32), nullable=False),
+        sa.Column("pranks", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint(
+            "month", "caller_e164", name=op.f("pk_stats_prank_callers_monthly")
+        ),
+    )
+    op.create_index(
+        "ix_stats_prank_callers_monthly_top", "stats_prank_callers_monthly", ["month", "pranks"]
+    )
+    op.create_index(
+        "ix_stats_prank_callers_monthly_caller",
+        "stats_prank_callers_monthly",
+        ["caller_e164", "month"],
+    )
     op.create_table(
         "stats_rollup_state",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -306,6 +333,7 @@ def downgrade() -> None:
     op.drop_table("callback_attempts")
     op.drop_table("stats_wait_daily")
     op.drop_table("stats_rollup_state")
+    op.drop_table("stats_prank_callers_monthly")
     op.drop_table("stats_prank_callers_daily")
     op.drop_table("stats_hourly")
     op.drop_table("stats_daily")
