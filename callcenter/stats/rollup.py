@@ -168,12 +168,34 @@ def _rebuild_prank_callers(
             .group_by(Call.caller_e164)
         ).all()
     )
-    session.execute(delete(DailyPrankCaller).where(DailyPrankCaller.local_day == key))
-    _insert(
-        session,
-        DailyPrankCaller,
-        ({"local_day": key, "caller_e164": c, "pranks": n} for c, n in new.items()),
-    )
+    # Only the callers whose count moved are written: a day holds thousands of callers and a
+    # re-tag changes one (rewriting them all was 50 ms at 10M calls).
+    gone = [caller for caller in old if caller not in new]
+    for start in range(0, len(gone), 500):
+        session.execute(
+            delete(DailyPrankCaller).where(
+                DailyPrankCaller.local_day == key,
+                DailyPrankCaller.caller_e164.in_(gone[start : start + 500]),
+            )
+        )
+    if old:
+        _upsert(
+            session,
+            DailyPrankCaller,
+            [DailyPrankCaller.local_day, DailyPrankCaller.caller_e164],
+            [
+                {"local_day": key, "caller_e164": c, "pranks": n}
+                for c, n in new.items()
+                if old.get(c) != n
+            ],
+            add=False,
+        )
+    else:
+        _insert(
+            session,
+            DailyPrankCaller,
+            ({"local_day": key, "caller_e164": c, "pranks": n} for c, n in new.items()),
+        )
     if not keep_monthly:
         return
     month = key // 100
@@ -184,20 +206,35 @@ def _rebuild_prank_callers(
     ]
     if not deltas:
         return
-    dialect_insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    upsert = dialect_insert(MonthlyPrankCaller)
-    session.execute(
-        upsert.on_conflict_do_update(
-            index_elements=[MonthlyPrankCaller.month, MonthlyPrankCaller.caller_e164],
-            set_={"pranks": MonthlyPrankCaller.pranks + upsert.excluded.pranks},
-        ),
+    _upsert(
+        session,
+        MonthlyPrankCaller,
+        [MonthlyPrankCaller.month, MonthlyPrankCaller.caller_e164],
         deltas,
+        add=True,
     )
     session.execute(
         delete(MonthlyPrankCaller).where(
             MonthlyPrankCaller.month == month, MonthlyPrankCaller.pranks <= 0
         )
     )
+
+
+def _upsert(
+    session: Session,
+    model: type[DailyPrankCaller] | type[MonthlyPrankCaller],
+    key: list[Any],
+    rows: list[dict[str, Any]],
+    *,
+    add: bool,
+) -> None:
+    """Insert rows, or on a key already there set (add=False) or add to (add=True) pranks."""
+    if not rows:
+        return
+    dialect_insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    upsert = dialect_insert(model)
+    pranks = model.pranks + upsert.excluded.pranks if add else upsert.excluded.pranks
+    session.execute(upsert.on_conflict_do_update(index_elements=key, set_={"pranks": pranks}), rows)
 
 
 def _rebuild_monthly(session: Session) -> None:
