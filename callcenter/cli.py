@@ -12,6 +12,7 @@ from collections.abc import Sequence
 COMMAND_MODULES = (
     "callcenter.commands.serve",
     "callcenter.commands.migrate",
+    "callcenter.commands.stats",
 )
 
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from callcenter.cli import main
 from callcenter.models import Call, Classification, Outcome, Role
-from callcenter.settings import Settings
-from callcenter.stats.models import RollupState
+from callcenter.settings import Settings, get_settings
+from callcenter.stats.models import DailyDetail, RollupState
 from tests.builders import make_call
 from tests.conftest import LoginFn
 from tests.recap import Recap
@@ -163,3 +165,26 @@ def test_a_changed_time_zone_rebuilds_everything(
         state = session.get(RollupState, 1)
         assert state is not None
         assert state.timezone == "Asia/Makassar"
+
+
+def test_stats_refresh_command_builds_and_rebuilds(
+    database_url: str,
+    session_factory: sessionmaker[Session],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with session_factory.begin() as session:
+        make_call(session, started_at=datetime(2025, 5, 31, 15, 30, tzinfo=UTC))
+    monkeypatch.setenv("CALLCENTER_DATABASE_URL", database_url)
+    get_settings.cache_clear()
+    try:
+        assert main(["stats-refresh"]) == 0
+        assert "1 day(s) rebuilt" in capsys.readouterr().out
+        assert main(["stats-refresh"]) == 0
+        assert "0 day(s) rebuilt" in capsys.readouterr().out
+        assert main(["stats-refresh", "--rebuild"]) == 0
+        assert "1 day(s) rebuilt" in capsys.readouterr().out
+    finally:
+        get_settings.cache_clear()
+    with session_factory() as session:
+        assert session.scalars(select(DailyDetail.local_day)).all() == [20250531]
