@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm.exc import StaleDataError
 
 from callcenter.errors import Conflict, InvalidInput, NotFound
 from callcenter.incidents import agencies
@@ -202,7 +203,10 @@ def change_status(
     assignment.status = status
     assignment.status_reason = reason
     assignment.status_changed_at = now
-    session.flush()
+    try:
+        session.flush()
+    except StaleDataError as exc:  # another step was recorded between our read and write
+        raise Conflict("the assignment changed meanwhile", assignment_id=assignment_id) from exc
     session.refresh(assignment, ["history", "agency"])
     return assignment
 

@@ -3,14 +3,18 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from callcenter.db import utcnow
+from callcenter.errors import Conflict
+from callcenter.incidents import service
+from callcenter.incidents.followup import FollowUp
 from callcenter.incidents.models import Assignment, AssignmentChange, Incident
 from callcenter.models import Classification, Role
-from tests.builders import make_call
+from tests.builders import make_call, make_user
 from tests.conftest import LoginFn
 
 
@@ -236,3 +240,47 @@ def test_options_list_categories_and_districts(
     assert "search_and_rescue" in options["categories"]
     assert len(options["districts"]) == 24
     assert options["followup_overdue_minutes"] == 30
+
+
+def test_two_operators_stepping_at_once_get_a_conflict_not_an_error(
+    client: TestClient,
+    login: LoginFn,
+    emergency_call_id: int,
+    session_factory: sessionmaker[Session],
+) -> None:
+    incident = client.post(
+        "/api/v1/incidents", json=incident_body(emergency_call_id), headers=login(Role.operator)
+    ).json()
+    assignment_id = incident["assignments"][0]["id"]
+    with session_factory() as first, session_factory() as second:
+        user = make_user(first)
+        first.commit()
+        # Read before the other step (kept referenced: the identity map holds it weakly).
+        seen = second.get(Assignment, assignment_id)
+        assert seen is not None
+        assert seen.version == 1
+        service.change_status(
+            first,
+            user=user,
+            assignment_id=assignment_id,
+            status=FollowUp.dispatched,
+            reason=None,
+            expected_version=None,
+            now=utcnow(),
+        )
+        first.commit()
+        with pytest.raises(Conflict):
+            service.change_status(
+                second,
+                user=user,
+                assignment_id=assignment_id,
+                status=FollowUp.not_followed_up,
+                reason="duplicate",
+                expected_version=None,
+                now=utcnow(),
+            )
+        second.rollback()
+    with session_factory() as session:
+        row = session.get(Assignment, assignment_id)
+        assert row is not None
+        assert row.status is FollowUp.dispatched
