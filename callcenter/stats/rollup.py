@@ -268,13 +268,21 @@ def _days_of_hours(hour_numbers: Iterable[int], tz: ZoneInfo) -> set[int]:
 
 
 def _fingerprint(session: Session, since: datetime | None) -> str:
+    """What the calls changed since ``since`` look like: any new write changes it.
+
+    A new call changes the count, an ORM update the version sum, and any update (also a Core
+    UPDATE that leaves the version alone) the latest updated_at.
+    """
     query = select(
-        func.count(), func.coalesce(func.sum(Call.id), 0), func.coalesce(func.sum(Call.version), 0)
+        func.count(),
+        func.coalesce(func.sum(Call.id), 0),
+        func.coalesce(func.sum(Call.version), 0),
+        func.max(Call.updated_at),
     )
     if since is not None:
         query = query.where(Call.updated_at > since)
-    count, ids, versions = session.execute(query).one()
-    return f"{count}:{ids}:{versions}"
+    count, ids, versions, latest = session.execute(query).one()
+    return f"{count}:{ids}:{versions}:{latest.isoformat() if latest else ''}"
 
 
 def _unchanged(

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from callcenter.cli import main
@@ -188,3 +188,19 @@ def test_stats_refresh_command_builds_and_rebuilds(
         get_settings.cache_clear()
     with session_factory() as session:
         assert session.scalars(select(DailyDetail.local_day)).all() == [20250531]
+
+
+def test_a_core_update_that_keeps_the_version_is_seen(
+    client: TestClient, login: LoginFn, session_factory: sessionmaker[Session]
+) -> None:
+    headers = login(Role.supervisor)
+    day = {"from": "2025-05-01", "to": "2025-05-01"}
+    with session_factory.begin() as session:
+        call_id = make_call(session, classification=Classification.prank).id
+    assert get(client, "summary", headers, **day)["by_classification"]["prank"] == 1
+    # A plain UPDATE statement: calls.updated_at moves (its onupdate), calls.version does not.
+    with session_factory.begin() as session:
+        session.execute(update(Call).where(Call.id == call_id).values(classification="emergency"))
+    classes = get(client, "summary", headers, **day)["by_classification"]
+    assert classes["prank"] == 0
+    assert classes["emergency"] == 1
