@@ -81,8 +81,8 @@ def render_html(report: MonthlyReport) -> str:
     ]
     regions = [[r.district, r.emergencies] for r in report.regions]
     return (
-        "<!DOCTYPE html><html lang='id'><head><meta charset='utf-8'>"
-        f"<title>Rekap 112 {escape(report.month)}</title><style>{_STYLE}</style></head><body>"
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+        f"<title>112 recap {escape(report.month)}</title><style>{_STYLE}</style></head><body>"
         f"<h1>Siaga 112 — monthly recap {escape(report.month)}</h1>"
         f"<p>Period {s.period.from_} to {s.period.to} ({escape(s.period.timezone)}).</p>"
         f"<h2>Calls</h2>{_table(['', 'calls'], calls)}"
