@@ -150,6 +150,23 @@ def _rebuild_prank_callers(
     session: Session, key: int, in_day: tuple[Any, ...], *, keep_monthly: bool
 ) -> None:
     """Replace one day's prank counts per caller; move the month's sums by the difference."""
+    pranks_in_day = (
+        *in_day,
+        Call.classification == Classification.prank,
+        Call.caller_e164.is_not(None),
+    )
+    if not keep_monthly:
+        # A build from scratch: straight from calls to the table, no round trip.
+        session.execute(delete(DailyPrankCaller).where(DailyPrankCaller.local_day == key))
+        session.execute(
+            insert(DailyPrankCaller).from_select(
+                ["local_day", "caller_e164", "pranks"],
+                select(literal_column(str(key)), Call.caller_e164, func.count())
+                .where(*pranks_in_day)
+                .group_by(Call.caller_e164),
+            )
+        )
+        return
     old = dict(
         session.execute(
             select(DailyPrankCaller.caller_e164, DailyPrankCaller.pranks).where(
@@ -160,11 +177,7 @@ def _rebuild_prank_callers(
     new: dict[str, int] = dict(
         session.execute(
             select(func.coalesce(Call.caller_e164, ""), func.count())
-            .where(
-                *in_day,
-                Call.classification == Classification.prank,
-                Call.caller_e164.is_not(None),
-            )
+            .where(*pranks_in_day)
             .group_by(Call.caller_e164)
         ).all()
     )
@@ -196,8 +209,6 @@ def _rebuild_prank_callers(
             DailyPrankCaller,
             ({"local_day": key, "caller_e164": c, "pranks": n} for c, n in new.items()),
         )
-    if not keep_monthly:
-        return
     month = key // 100
     deltas = [
         {"month": month, "caller_e164": caller, "pranks": new.get(caller, 0) - old.get(caller, 0)}
