@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "callcenter.commands.reconcile",
     "callcenter.commands.agi",
     "callcenter.commands.fastagi",
+    "callcenter.commands.stats",
 )
 
 
