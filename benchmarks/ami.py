@@ -68,7 +68,7 @@ def synthetic_stream(events: int = EVENTS) -> list[bytes]:
         for _ in range(CONCURRENT_CALLS):
             template = templates[call % len(templates)]
             prefix = f"{2_000_000_000 + call}".encode()
-            group.append([_ID.sub(lambda m, p=prefix: p + b"." + m.group(1), f) for f in template])
+            group.append([_ID.sub(prefix + rb".\g<1>", f) for f in template])
             call += 1
         for index in range(max(len(g) for g in group)):
             out.extend(g[index] for g in group if index < len(g))
