@@ -112,9 +112,28 @@ def bench_fastagi(environ: dict[str, str]) -> None:
             f"(median of per-round p50s {statistics.median(p50s) * 1000:.1f} ms)"
         )
     finally:
-        server.terminate()
+        server.terminate()  # waits for the sessions to record their runs
         server.wait()
         server.stderr.close()
+    print(f"  look-ups (ivr_runs.lookup_status): {lookup_statuses(environ)}")
+
+
+def lookup_statuses(environ: dict[str, str]) -> dict[str, int]:
+    """How many look-ups answered in time: a miss is a caller queued without the check."""
+    from sqlalchemy import func, select
+
+    from callcenter.db import make_engine
+    from callcenter.ivr.models import IvrRun
+
+    engine = make_engine(environ["CALLCENTER_DATABASE_URL"])
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(
+                select(IvrRun.lookup_status, func.count()).group_by(IvrRun.lookup_status)
+            )
+            return {str(status): int(count) for status, count in rows}
+    finally:
+        engine.dispose()
 
 
 def bench_process_startup(environ: dict[str, str]) -> None:
