@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint fmt migrate bench clean
+.PHONY: install run test lint fmt migrate bench clean prompts
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,12 @@ fmt: install
 
 bench: install
 	$(BIN)/python -m benchmarks $(PARTS)
+
+# IVR prompts as 8 kHz mono WAV from the texts in config/ (asterisk/README.md says where they go).
+prompts: install
+	command -v espeak-ng >/dev/null && command -v sox >/dev/null || \
+		(apt-get update && apt-get install -y --no-install-recommends espeak-ng sox)
+	$(BIN)/python -m callcenter.ivr.prompts --out prompts-out
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache

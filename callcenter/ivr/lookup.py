@@ -1,8 +1,9 @@
 """The caller look-up: how often was this number tagged prank lately? Bounded by a deadline.
 
-`start()` returns at once; the query runs in a daemon thread while the greeting plays, and
-`result(timeout)` never waits longer than the IVR's deadline. A look-up past it, or one that
-fails (database down, schema missing), is a miss: the caller is queued at normal priority.
+`ThreadLookup(...)` returns at once; the query runs in a daemon thread while the greeting
+plays, and `result(timeout)` never waits longer than the IVR's deadline. A look-up past it, or
+one that fails (database down, schema missing), is a miss: the caller is queued at normal
+priority.
 The thread is a daemon so a query stuck on a dead database cannot keep the process alive.
 
 SQLAlchemy, phonenumbers and the models load inside the thread: process AGI start-up

@@ -37,6 +37,7 @@ def run_agi(
         log.warning("AGI session without agi_uniqueid: nothing recorded")
         return facts.outcome
     try:
+        # Imported here, not at the top: process AGI start-up does not wait for SQLAlchemy.
         from callcenter.ivr.lookup import lookup_engine
         from callcenter.ivr.store import record_run
 
@@ -45,6 +46,12 @@ def run_agi(
             record_run(engine, facts)
         finally:
             engine.dispose()
-    except Exception:
-        log.exception("could not record the IVR run of %s", call.call_ref)
+    except Exception as exc:  # database down: the call itself is unharmed, say so briefly
+        first_line = str(exc).splitlines()[0][:200] if str(exc) else ""
+        log.error(
+            "could not record the IVR run of %s: %s: %s",
+            call.call_ref,
+            type(exc).__name__,
+            first_line,
+        )
     return facts.outcome

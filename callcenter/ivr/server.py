@@ -63,6 +63,7 @@ class FastAgiServer:
         listener.bind((self.host, self.port))
         listener.listen(max(128, self.max_sessions * 2))
         self._listener = listener
+        _preload(self.settings)  # before anyone is told the server is up
         host, port = listener.getsockname()[:2]
         return str(host), int(port)
 
@@ -73,7 +74,6 @@ class FastAgiServer:
         if self._listener is None:
             self.bind()
         assert self._listener is not None
-        _preload()
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)
         try:
@@ -166,12 +166,19 @@ def _run_child(conn: socket.socket, settings: Settings) -> None:
         os._exit(code)
 
 
-def _preload() -> None:
-    """Import (and warm) what every session needs, once, before the first fork."""
+def _preload(settings: Settings) -> None:
+    """Import and warm, once, before the first fork, what every session needs: the children
+    then start with it (copy-on-write) instead of paying for it on each call."""
+    from sqlalchemy.orm import configure_mappers
+
     from callcenter.ivr import runner, store  # noqa: F401
+    from callcenter.ivr.lookup import lookup_engine
     from callcenter.phone import normalise
 
     normalise("081234567890")
+    configure_mappers()
+    # Loads the dialect and driver modules; never connects, so nothing open crosses a fork.
+    lookup_engine(settings.resolved_database_url).dispose()
 
 
 def start_subprocess(settings: Settings, **popen: Any) -> subprocess.Popen[bytes]:

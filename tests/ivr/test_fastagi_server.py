@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.ivr.conftest import CALLCENTER, ivr_environ, ivr_runs, seed_pranks
 from tests.ivr.fake_asterisk import RecordedSession, Scenario, expected_commands, session
+from tests.ivr.harness import CALLCENTER, ivr_environ, ivr_runs, seed_pranks
 
 FAST = session("05-hangup-in-ivr", "fastagi")  # 085237001122, agi_network block
 WITHHELD = session("10-callerid-edge-cases", "agi-process", 1)  # no caller ID at all

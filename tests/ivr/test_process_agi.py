@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.ivr.conftest import ivr_environ, ivr_runs, run_process_agi, seed_pranks
 from tests.ivr.fake_asterisk import Scenario, expected_commands, session
+from tests.ivr.harness import ivr_environ, ivr_runs, run_process_agi, seed_pranks
 
 ANSWERED = session("01-answered", "agi-process")  # 081234567890, "Budi Santoso"
 HUNG_UP = session("05-hangup-in-ivr", "agi-process")

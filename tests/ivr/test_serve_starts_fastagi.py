@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.ivr.conftest import CALLCENTER
 from tests.ivr.fake_asterisk import Scenario, expected_commands, session
+from tests.ivr.harness import CALLCENTER
 from tests.ivr.test_fastagi_server import converse
 
 FAST = session("05-hangup-in-ivr", "fastagi")
