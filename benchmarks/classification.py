@@ -127,6 +127,7 @@ def serve(url: str) -> Iterator[int]:
             *(sys.executable, "-m", "uvicorn", "--factory", "callcenter.api.app:create_app"),
             *("--host", "127.0.0.1", "--port", str(port)),
             *("--no-access-log", "--log-level", "warning"),
+            *("--workers", os.environ.get("BENCH_WORKERS", "1")),
         ],
         env=env,
     )
