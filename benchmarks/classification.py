@@ -9,6 +9,7 @@ median of 3 runs.
 
     python -m benchmarks.classification            # both databases
     BENCH_DATABASES=sqlite python -m benchmarks.classification
+    BENCH_WORKERS=2 python -m benchmarks.classification   # uvicorn worker processes (default 1)
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ class RunResult:
         return self.requests / self.seconds
 
     def percentile(self, p: float) -> float:
-        ordered = sorted(self.latencies_ms)
+        ordered = sorted(self.latencies_ms) or [float("nan")]
         return ordered[min(len(ordered) - 1, int(len(ordered) * p))]
 
 

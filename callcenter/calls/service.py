@@ -8,7 +8,7 @@ Keyword-only functions; the request's session commits.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -53,7 +53,7 @@ class CallFilters:
     caller: str | None = None
     operator: str | None = None
     caller_key_id: int | None = None
-    region: str = field(default="ID")
+    region: str = "ID"
 
     def conditions(self) -> list[ColumnElement[bool]]:
         where: list[ColumnElement[bool]] = []
