@@ -9,6 +9,7 @@ median of 3 runs.
 
     python -m benchmarks.classification            # both databases
     BENCH_DATABASES=sqlite python -m benchmarks.classification
+    BENCH_WORKERS=2 python -m benchmarks.classification   # uvicorn worker processes (default 1)
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ class RunResult:
         return self.requests / self.seconds
 
     def percentile(self, p: float) -> float:
-        ordered = sorted(self.latencies_ms)
+        ordered = sorted(self.latencies_ms) or [float("nan")]
         return ordered[min(len(ordered) - 1, int(len(ordered) * p))]
 
 
@@ -127,6 +128,7 @@ def serve(url: str) -> Iterator[int]:
             *(sys.executable, "-m", "uvicorn", "--factory", "callcenter.api.app:create_app"),
             *("--host", "127.0.0.1", "--port", str(port)),
             *("--no-access-log", "--log-level", "warning"),
+            *("--workers", os.environ.get("BENCH_WORKERS", "1")),
         ],
         env=env,
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Annotated
 
@@ -72,10 +72,11 @@ def current_user(
 CurrentUser = Annotated[User, Depends(current_user)]
 
 
-def require_role(minimum: Role) -> Callable[[User], User]:
+def require_role(minimum: Role) -> Callable[[User], Awaitable[User]]:
     """A dependency admitting users whose role is at least ``minimum`` (operator < admin)."""
 
-    def check(user: CurrentUser) -> User:
+    # async: a pure check needs no worker thread.
+    async def check(user: CurrentUser) -> User:
         if user.role.rank < minimum.rank:
             raise Forbidden(f"this needs the {minimum.value} role or higher")
         return user

@@ -2,24 +2,42 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session, sessionmaker
 
 from callcenter.settings import Settings
 
 
-def get_settings_dep(request: Request) -> Settings:
+async def get_settings_dep(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_session(request: Request) -> Iterator[Session]:
+async def get_session(request: Request) -> AsyncIterator[Session]:
+    """The request's unit of work: committed when the route succeeds, rolled back otherwise.
+
+    A session connects at its first statement, so creating it here needs no worker thread; only
+    the commit (or rollback) runs in one. Every thread hop costs: routes are sync, in threads.
+    """
     factory: sessionmaker[Session] = request.app.state.sessionmaker
-    with factory() as session, session.begin():
+    session = factory()
+    try:
         yield session
+    except BaseException:
+        await run_in_threadpool(session.close)  # closing rolls back
+        raise
+    await run_in_threadpool(_commit_and_close, session)
+
+
+def _commit_and_close(session: Session) -> None:
+    try:
+        session.commit()
+    finally:
+        session.close()
 
 
 # scope="function": the commit happens before the response is sent, so a client never sees

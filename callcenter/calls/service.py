@@ -8,7 +8,7 @@ Keyword-only functions; the request's session commits.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -33,6 +33,8 @@ from callcenter.phone import normalise
 CALLS = Base.metadata.tables[Call.__tablename__]
 CALLERS = Base.metadata.tables[Caller.__tablename__]
 CHANGES = Base.metadata.tables[ClassificationChange.__tablename__]
+# Every column but the listener's state snapshot, which no API response shows.
+CALL_COLUMNS = [column for column in CALLS.c if column.name != "telephony_state"]
 
 # The Caller column counting each classification.
 COUNT_COLUMNS = {
@@ -51,7 +53,7 @@ class CallFilters:
     caller: str | None = None
     operator: str | None = None
     caller_key_id: int | None = None
-    region: str = field(default="ID")
+    region: str = "ID"
 
     def conditions(self) -> list[ColumnElement[bool]]:
         where: list[ColumnElement[bool]] = []
@@ -139,7 +141,7 @@ def classify_call(
             allowed=list(allowed_reasons),
         )
     calls = CALLS
-    current = session.execute(select(calls).where(calls.c.id == call_id)).one_or_none()
+    current = session.execute(select(*CALL_COLUMNS).where(calls.c.id == call_id)).one_or_none()
     if current is None:
         raise NotFound(f"call {call_id} not found")
     stale = [v for v in expected_versions if v != current.version]
@@ -168,7 +170,7 @@ def classify_call(
             version=current.version + 1,
             updated_at=now,
         )
-        .returning(calls)
+        .returning(*CALL_COLUMNS)
     ).one_or_none()
     if updated is None:
         raise Conflict(

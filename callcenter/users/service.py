@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from callcenter.db import utcnow
@@ -119,7 +119,8 @@ def update_user(
 
 
 def _active_admins(session: Session) -> int:
-    count = session.scalar(
-        select(func.count()).select_from(User).where(User.role == Role.admin, User.active)
+    # Locked, so two admins disabling each other at once cannot leave the center with none.
+    admins = session.scalars(
+        select(User.id).where(User.role == Role.admin, User.active).with_for_update()
     )
-    return count or 0
+    return len(admins.all())

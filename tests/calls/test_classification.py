@@ -150,18 +150,18 @@ def test_a_writer_in_between_read_and_write_gets_409(
     interfered: list[bool] = []
 
     def another_operator_first(_conn, _cursor, statement: str, *_args) -> None:
-        # Just before the slow request's UPDATE: another request classifies and commits.
-        if statement.startswith("UPDATE calls") and not interfered:
+        # Right after the slow request read the call: another request classifies and commits.
+        if statement.startswith("SELECT calls.") and not interfered:
             interfered.append(True)
             with session_factory.begin() as fast:
                 classify(fast, Classification.prank)
 
-    event.listen(engine, "before_cursor_execute", another_operator_first)
+    event.listen(engine, "after_cursor_execute", another_operator_first)
     try:
         with session_factory() as slow, pytest.raises(Conflict):
             classify(slow, Classification.emergency)
     finally:
-        event.remove(engine, "before_cursor_execute", another_operator_first)
+        event.remove(engine, "after_cursor_execute", another_operator_first)
     assert interfered
     state = _state(session_factory, call_id)
     assert state[0] == Classification.prank

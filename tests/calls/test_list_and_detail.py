@@ -191,3 +191,10 @@ def test_disabled_users_token_stops_working(
     with session_factory.begin() as session:
         session.execute(update(User).where(User.username == "leaving").values(active=False))
     assert client.get("/api/v1/calls", headers=headers).status_code == 401
+
+
+def test_openapi_documents_the_calls_api(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    assert {"/api/v1/calls", "/api/v1/calls/{call_id}/classification"} <= set(spec["paths"])
+    params = {p["name"] for p in spec["paths"]["/api/v1/calls"]["get"]["parameters"]}
+    assert {"from", "to", "outcome", "classification", "caller", "operator"} <= params
