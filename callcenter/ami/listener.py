@@ -223,9 +223,13 @@ class Listener:
     def _consume(self) -> None:
         batch = Batch()
         opened = time.monotonic()
+        # A batch waits this long for more reads before it is written: fewer, larger
+        # transactions under load, at most this much extra delay when the line is quiet.
+        linger = min(self.flush_interval, 0.02)
         while True:
+            wait = self.flush_interval if not batch else opened + linger - time.monotonic()
             try:
-                item = self._queue.get(timeout=self.flush_interval)
+                item = self._queue.get(timeout=max(wait, 0.0))
             except queue.Empty:
                 item = _IDLE
             if item is None:
@@ -243,7 +247,7 @@ class Listener:
                     self._handle(frame, received_at, batch)
             if batch and (
                 len(batch) >= self.batch_max
-                or self._queue.empty()
+                or item is _IDLE
                 or time.monotonic() - opened >= self.flush_interval
             ):
                 self._flush(batch)
