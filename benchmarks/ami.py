@@ -65,11 +65,11 @@ def synthetic_stream(events: int = EVENTS) -> list[bytes]:
     out: list[bytes] = []
     call = 0
     while len(out) < events:
-        group = []
+        group: list[list[bytes]] = []
         for _ in range(CONCURRENT_CALLS):
             template = templates[call % len(templates)]
-            prefix = f"{2_000_000_000 + call}".encode()
-            group.append([_ID.sub(lambda m, p=prefix: p + b"." + m.group(1), f) for f in template])
+            replacement = f"{2_000_000_000 + call}.\\1".encode()
+            group.append([_ID.sub(replacement, f) for f in template])
             call += 1
         for index in range(max(len(g) for g in group)):
             out.extend(g[index] for g in group if index < len(g))

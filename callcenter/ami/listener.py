@@ -23,7 +23,13 @@ from asterisk.manager import ManagerException
 from callcenter.ami.client import ActionTimeout, AmiSession, AuthenticationFailed
 from callcenter.ami.frames import Frame
 from callcenter.ami.spool import Spool
-from callcenter.ami.store import Batch, CallStore, StoredEvent, StoreUnavailable
+from callcenter.ami.store import (
+    Batch,
+    CallStore,
+    StoredEvent,
+    StoreRejected,
+    StoreUnavailable,
+)
 from callcenter.ami.tracker import CallState, CallTracker
 from callcenter.db import utcnow
 from callcenter.settings import AmiSettings
@@ -261,7 +267,11 @@ class Listener:
         if action_id is not None and action_id in self._reconciles:
             self._reconcile_item(action_id, frame, batch)
             return
-        tracked = self.tracker.feed(frame, received_at)
+        try:
+            tracked = self.tracker.feed(frame, received_at)
+        except Exception:  # a frame the tracker chokes on must not stop the listener
+            log.exception("AMI tracker failed on %s; frame skipped", frame.name)
+            return
         event = None
         if tracked.call_uniqueid is not None:
             event = StoredEvent(frame, tracked.event_time, received_at, tracked.call_uniqueid)
@@ -293,17 +303,29 @@ class Listener:
         if not batch:
             return
         try:
-            self.store.write(batch)
+            self._write(batch)
         except StoreUnavailable as exc:
             self._db_down(exc)
             self._spool(batch)
             return
         self._stored(batch)
 
+    def _write(self, batch: Batch) -> None:
+        """Write; a batch the database refuses is retried as call states alone, then dropped."""
+        try:
+            self.store.write(batch)
+        except StoreRejected as exc:
+            log.error("AMI store refused a batch (%s): retrying without its raw events", exc)
+            try:
+                self.store.write(Batch(calls=batch.calls))
+            except StoreRejected as again:
+                calls = ", ".join(sorted(batch.calls)) or "none"
+                log.error("AMI store refused the call states too (%s); calls: %s", again, calls)
+
     def _drain(self) -> bool:
         for path, spooled in self.spool.pending():
             try:
-                self.store.write(spooled)
+                self._write(spooled)
             except StoreUnavailable as exc:
                 self._db_down(exc)
                 return False
