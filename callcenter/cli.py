@@ -12,10 +12,14 @@ from collections.abc import Sequence
 COMMAND_MODULES = (
     "callcenter.commands.serve",
     "callcenter.commands.migrate",
+    "callcenter.commands.user",
     "callcenter.commands.ami",
     "callcenter.commands.replay",
     "callcenter.commands.export",
     "callcenter.commands.reconcile",
+    "callcenter.commands.agi",
+    "callcenter.commands.fastagi",
+    "callcenter.commands.stats",
 )
 
 
@@ -30,6 +34,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["agi"] and not {"-h", "--help"} & set(argv):
+        # Process AGI: Asterisk waits on this start-up for every call; skip the other commands.
+        from callcenter.commands import agi
+
+        return agi.main(argv[1:])
     args = build_parser().parse_args(argv)
     from callcenter.settings import get_settings
 

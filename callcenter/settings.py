@@ -71,6 +71,51 @@ class IvrSettings(BaseModel):
     prompt_texts: dict[str, str] = Field(default_factory=dict)
 
 
+class AgencyConfig(BaseModel):
+    """An agency loaded into the agencies table by `callcenter migrate` (when its code is new)."""
+
+    code: str = Field(pattern=r"^[a-z0-9_\-]{2,32}$")
+    name: str
+    kind: str
+
+
+class DistrictConfig(BaseModel):
+    """A district (kecamatan) of the regency and the villages an incident may be placed in."""
+
+    name: str
+    villages: list[str] = Field(default_factory=list)
+
+
+class IncidentSettings(BaseModel):
+    categories: list[str] = Field(
+        default_factory=lambda: [
+            "fire",
+            "medical",
+            "crime",
+            "traffic_accident",
+            "disaster",
+            "search_and_rescue",
+            "electricity",
+            "other",
+        ]
+    )
+    # An assignment not acknowledged this long after it was made is reported overdue.
+    followup_overdue_minutes: int = Field(default=30, gt=0)
+
+
+class CallbackSettings(BaseModel):
+    # Calls older than this are no longer offered for a call-back.
+    window_hours: int = Field(default=72, gt=0)
+    # After this many unanswered attempts the item leaves the worklist.
+    max_attempts: int = Field(default=3, gt=0)
+
+
+class StatsSettings(BaseModel):
+    # Calls changed up to this long before the rollup watermark are re-checked on each
+    # refresh, so a transaction that commits late is still counted.
+    refresh_safety_seconds: int = Field(default=600, ge=0)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CALLCENTER_",
@@ -92,6 +137,11 @@ class Settings(BaseSettings):
     ami: AmiSettings = Field(default_factory=AmiSettings)
     fastagi: FastAgiSettings = Field(default_factory=FastAgiSettings)
     ivr: IvrSettings = Field(default_factory=IvrSettings)
+    agencies: list[AgencyConfig] = Field(default_factory=list)
+    districts: list[DistrictConfig] = Field(default_factory=list)
+    incidents: IncidentSettings = Field(default_factory=IncidentSettings)
+    callbacks: CallbackSettings = Field(default_factory=CallbackSettings)
+    stats: StatsSettings = Field(default_factory=StatsSettings)
 
     @classmethod
     def settings_customise_sources(

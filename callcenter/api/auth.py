@@ -11,7 +11,7 @@ from fastapi.security import OAuth2PasswordBearer, OAuth2PasswordRequestForm
 from pydantic import BaseModel
 from sqlalchemy.orm import Session, sessionmaker
 
-from callcenter.api.deps import SettingsDep, get_session
+from callcenter.api.deps import SessionDep, SettingsDep
 from callcenter.errors import Forbidden, Unauthorized
 from callcenter.models import Role, User
 from callcenter.users import service
@@ -57,7 +57,7 @@ def login(
 
 def current_user(
     token: Annotated[str | None, Depends(_bearer)],
-    session: Annotated[Session, Depends(get_session)],
+    session: SessionDep,
     request_settings: SettingsDep,
 ) -> User:
     if not token:

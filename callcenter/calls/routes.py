@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Response
 from pydantic import AwareDatetime
+from sqlalchemy import Row
 
 from callcenter.api.auth import CurrentUser, OperatorUser
 from callcenter.api.deps import SessionDep, SettingsDep
@@ -30,7 +31,7 @@ Limit = Annotated[int, Query(ge=1, le=500, description="Page size.")]
 Offset = Annotated[int, Query(ge=0, description="How many matching calls to skip.")]
 
 
-def etag(call: Call) -> str:
+def etag(call: Call | Row[Any]) -> str:
     return f'"{call.version}"'
 
 

@@ -6,7 +6,8 @@ import argparse
 from typing import Any
 
 from callcenter import migrate
-from callcenter.db import make_engine
+from callcenter.db import make_engine, make_sessionmaker, transaction
+from callcenter.incidents import agencies
 from callcenter.settings import get_settings
 
 
@@ -27,6 +28,10 @@ def run(args: argparse.Namespace) -> int:
             print("at head" if at_head else "not at head")  # noqa: T201
             return 0 if at_head else 1
         migrate.upgrade(engine)
+        with transaction(make_sessionmaker(engine)) as session:
+            added = agencies.seed(session, settings.agencies)
+        if added:
+            print(f"agencies added: {', '.join(added)}")  # noqa: T201
         print(f"database at {', '.join(sorted(migrate.current_revisions(engine)))}")  # noqa: T201
         return 0
     finally:

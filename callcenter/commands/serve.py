@@ -12,6 +12,7 @@ from callcenter import migrate
 from callcenter.ami.runtime import AmiRuntime
 from callcenter.api.app import create_app
 from callcenter.db import make_engine
+from callcenter.ivr.server import start_subprocess, stop_subprocess
 from callcenter.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,8 @@ def run(args: argparse.Namespace) -> int:
         migrate.upgrade(engine)
         engine.dispose()
     app = create_app(settings)
+    # The FastAGI server runs in its own process (pyst2's AGI needs a main thread per call).
+    fastagi = start_subprocess(settings) if settings.fastagi.enabled else None
     runtime = None
     if settings.ami.enabled:
         # The listener runs beside the API in its own threads; the API keeps serving when
@@ -51,4 +54,6 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if runtime is not None:
             runtime.stop()
+        if fastagi is not None:
+            stop_subprocess(fastagi)
     return 0

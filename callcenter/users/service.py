@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from callcenter.db import utcnow
@@ -76,3 +76,50 @@ def authenticate(
     user.failed_logins = 0
     user.locked_until = None
     return user
+
+
+def list_users(session: Session) -> list[User]:
+    return list(session.scalars(select(User).order_by(User.username)))
+
+
+def update_user(
+    session: Session,
+    *,
+    user_id: int,
+    role: Role | None = None,
+    active: bool | None = None,
+    display_name: str | None = None,
+    queue_member_name: str | None = None,
+) -> User:
+    """Change a user's role, active flag or names; the last active admin cannot be removed."""
+    user = session.scalar(select(User).where(User.id == user_id).with_for_update())
+    if user is None:
+        raise NotFound(f"user {user_id} not found")
+    stops_being_admin = (
+        user.role is Role.admin
+        and user.active
+        and ((role is not None and role is not Role.admin) or active is False)
+    )
+    if stops_being_admin and _active_admins(session) <= 1:
+        raise Conflict("this is the last active admin: make another admin first")
+    if role is not None:
+        user.role = role
+    if active is not None:
+        user.active = active
+        if active:
+            # Re-enabled: start from a clean slate rather than a stale lockout.
+            user.failed_logins = 0
+            user.locked_until = None
+    if display_name is not None:
+        user.display_name = display_name
+    if queue_member_name is not None:
+        user.queue_member_name = queue_member_name or None
+    session.flush()
+    return user
+
+
+def _active_admins(session: Session) -> int:
+    count = session.scalar(
+        select(func.count()).select_from(User).where(User.role == Role.admin, User.active)
+    )
+    return count or 0

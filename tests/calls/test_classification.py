@@ -1,6 +1,6 @@
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import Engine, event, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from callcenter.calls import service
@@ -130,34 +130,39 @@ def test_fresh_if_match_and_star_are_accepted(
 
 
 def test_a_writer_in_between_read_and_write_gets_409(
-    session_factory: sessionmaker[Session], call_id: int
+    engine: Engine, session_factory: sessionmaker[Session], call_id: int
 ) -> None:
     """The version check is in the UPDATE itself, not only in the comparison before it."""
     with session_factory.begin() as session:
-        user = make_user(session)
-    with session_factory() as slow:
-        read = slow.get_one(Call, call_id)  # version 1, held in the session
-        with session_factory.begin() as fast:
-            service.classify_call(
-                fast,
-                call_id=call_id,
-                user=fast.get_one(User, user.id),
-                classification=Classification.prank,
-                reason=None,
-                note=None,
-                allowed_reasons=[],
-            )
-        with pytest.raises(Conflict):
-            service.classify_call(
-                slow,
-                call_id=call_id,
-                user=slow.get_one(User, user.id),
-                classification=Classification.emergency,
-                reason=None,
-                note=None,
-                allowed_reasons=[],
-            )
-        assert read is not None  # kept alive until here, so the session keeps version 1
+        user_id = make_user(session).id
+
+    def classify(session: Session, tag: Classification) -> None:
+        service.classify_call(
+            session,
+            call_id=call_id,
+            user=session.get_one(User, user_id),
+            classification=tag,
+            reason=None,
+            note=None,
+            allowed_reasons=[],
+        )
+
+    interfered = []
+
+    def another_operator_first(_conn, _cursor, statement: str, *_args) -> None:
+        # Just before the slow request's UPDATE: another request classifies and commits.
+        if statement.startswith("UPDATE calls") and not interfered:
+            interfered.append(True)
+            with session_factory.begin() as fast:
+                classify(fast, Classification.prank)
+
+    event.listen(engine, "before_cursor_execute", another_operator_first)
+    try:
+        with session_factory() as slow, pytest.raises(Conflict):
+            classify(slow, Classification.emergency)
+    finally:
+        event.remove(engine, "before_cursor_execute", another_operator_first)
+    assert interfered
     state = _state(session_factory, call_id)
     assert state[0] == Classification.prank
     assert state[2] == [Classification.prank]

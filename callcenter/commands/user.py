@@ -1,0 +1,78 @@
+"""`callcenter user add NAME --role ROLE`: create a user (the first admin, typically).
+
+The password is read from stdin when it is not a terminal (``echo ... | callcenter user add``),
+otherwise prompted for twice without echo. It never appears on the command line or in logs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+from typing import Any
+
+from callcenter import migrate
+from callcenter.db import make_engine, make_sessionmaker, transaction
+from callcenter.errors import CallCenterError
+from callcenter.models import Role
+from callcenter.settings import get_settings
+from callcenter.users import service
+
+
+def register(subparsers: Any) -> None:
+    parser: argparse.ArgumentParser = subparsers.add_parser("user", help="manage users")
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    add = actions.add_parser(
+        "add",
+        help="create a user; the password comes from stdin, or a prompt on a terminal",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add.add_argument("name", help="the login name")
+    add.add_argument("--role", required=True, choices=[r.value for r in Role])
+    add.add_argument("--display-name", default="")
+    add.add_argument(
+        "--queue-member-name",
+        default=None,
+        help="the name AMI reports for this operator's queue member, e.g. 'Operator Andi'",
+    )
+    add.set_defaults(func=run_add)
+
+
+class PasswordMismatch(Exception):
+    pass
+
+
+def read_password() -> str:
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\r\n")
+    first = getpass.getpass("Password: ")
+    if getpass.getpass("Password (again): ") != first:
+        raise PasswordMismatch("the two passwords differ")
+    return first
+
+
+def run_add(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        if not migrate.is_at_head(engine):
+            sys.stderr.write("the database schema is not at head: run `callcenter migrate`\n")
+            return 2
+        password = read_password()
+        with transaction(make_sessionmaker(engine)) as session:
+            user = service.create_user(
+                session,
+                username=args.name,
+                password=password,
+                role=Role(args.role),
+                display_name=args.display_name,
+                queue_member_name=args.queue_member_name,
+            )
+            sys.stdout.write(f"created {user.role.value} {user.username!r} (id {user.id})\n")
+        return 0
+    except (CallCenterError, PasswordMismatch) as exc:
+        sys.stderr.write(f"callcenter user add: {exc}\n")
+        return 1
+    finally:
+        engine.dispose()

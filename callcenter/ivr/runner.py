@@ -1,0 +1,50 @@
+"""One AGI session end to end, over any pair of byte streams (process AGI pipes or a socket)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import BinaryIO
+
+from callcenter.ivr.agi import AgiChannel, SafeAGI, text_streams
+from callcenter.ivr.flow import Outcome, call_from_env
+from callcenter.ivr.lookup import ThreadLookup
+from callcenter.ivr.session import run_session
+from callcenter.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def run_agi(
+    reader: BinaryIO,
+    writer: BinaryIO,
+    settings: Settings,
+    *,
+    release: Callable[[], None],
+) -> Outcome:
+    """Run the IVR, `release` the channel (Asterisk goes on to the queue), then record the run.
+
+    Recording comes last so a slow or dead database never holds the caller; it is one write, so
+    a hangup leaves either the whole row or (database down) none.
+    """
+    stdin, stdout = text_streams(reader, writer)
+    agi = SafeAGI(stdin, stdout)  # reads the agi_* block
+    call = call_from_env(agi.env, default_pbx=settings.ami.pbx_name)
+    lookup = ThreadLookup(call.caller_raw, settings)
+    facts = run_session(AgiChannel(agi), call, lookup, settings.ivr)
+    release()
+    if not call.uniqueid:
+        log.warning("AGI session without agi_uniqueid: nothing recorded")
+        return facts.outcome
+    try:
+        from callcenter.ivr.lookup import lookup_engine
+        from callcenter.ivr.store import record_run
+
+        engine = lookup_engine(settings.resolved_database_url)
+        try:
+            record_run(engine, facts)
+        finally:
+            engine.dispose()
+    except Exception:
+        log.exception("could not record the IVR run of %s", call.call_ref)
+    return facts.outcome

@@ -1,0 +1,319 @@
+"""Statistics read from the rollups (and the small incident tables). Refresh the rollups first."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date
+
+from sqlalchemy import Integer, func, literal, select
+from sqlalchemy.orm import Session
+
+from callcenter.incidents.followup import FollowUp
+from callcenter.incidents.models import Agency, Assignment, Incident
+from callcenter.localtime import day_key, days, key_day
+from callcenter.models import Classification, Outcome
+from callcenter.settings import Settings
+from callcenter.stats import figures, top_callers
+from callcenter.stats.models import DailyDetail, DailyWait, HourlyCount
+from callcenter.stats.schemas import (
+    AgencyFollowUp,
+    AnswerTimes,
+    AnswerTimesReport,
+    CallerFigures,
+    Callers,
+    Emergencies,
+    OperatorFigures,
+    Operators,
+    Period,
+    RegionFigures,
+    Regions,
+    Summary,
+    TimePoint,
+    TimeSeries,
+)
+
+CLASSES = [c.value for c in Classification]
+LIVE = {o.value for o in Outcome if not o.is_final}
+UNSPECIFIED = "unspecified"
+
+
+def period(first: date, last: date, settings: Settings) -> Period:
+    return Period(from_=first, to=last, timezone=settings.timezone)
+
+
+def _day_range(first: date, last: date) -> tuple[int, int]:
+    return day_key(first), day_key(last)
+
+
+def emergencies(session: Session, first: date, last: date, emergency_calls: int) -> Emergencies:
+    lo, hi = _day_range(first, last)
+    with_incident = session.scalar(
+        select(func.count()).select_from(Incident).where(Incident.call_local_day.between(lo, hi))
+    )
+    counts: dict[int, dict[str, int]] = defaultdict(lambda: dict.fromkeys(FollowUp, 0))
+    for agency_id, status, n in session.execute(
+        select(Assignment.agency_id, Assignment.status, func.count())
+        .where(Assignment.call_local_day.between(lo, hi), Assignment.is_primary.is_(True))
+        .group_by(Assignment.agency_id, Assignment.status)
+    ):
+        counts[agency_id][status] = n
+    by_agency = []
+    for agency in session.scalars(select(Agency).order_by(Agency.id)):
+        if not agency.active and agency.id not in counts:
+            continue
+        c = counts.get(agency.id, dict.fromkeys(FollowUp, 0))
+        by_agency.append(
+            AgencyFollowUp(
+                code=agency.code,
+                name=agency.name,
+                kind=agency.kind,
+                total=sum(c.values()),
+                **{status.value: c[status] for status in FollowUp},
+            )
+        )
+    assigned = sum(a.total for a in by_agency)
+    resolved = sum(a.resolved for a in by_agency)
+    not_followed = sum(a.not_followed_up for a in by_agency)
+    return Emergencies(
+        total=emergency_calls,
+        with_incident=with_incident or 0,
+        without_agency=(with_incident or 0) - assigned,
+        resolved=resolved,
+        not_followed_up=not_followed,
+        in_progress=assigned - resolved - not_followed,
+        by_agency=by_agency,
+    )
+
+
+def summary(session: Session, first: date, last: date, settings: Settings) -> Summary:
+    lo, hi = _day_range(first, last)
+    outcomes: dict[str, int] = defaultdict(int)
+    classes: dict[str, int] = dict.fromkeys([*CLASSES, "unclassified"], 0)
+    reasons: dict[str, int] = defaultdict(int)
+    nested: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for outcome, classification, reason, calls in session.execute(
+        select(
+            DailyDetail.outcome,
+            DailyDetail.classification,
+            DailyDetail.reason,
+            func.sum(DailyDetail.calls),
+        )
+        .where(DailyDetail.local_day.between(lo, hi))
+        .group_by(DailyDetail.outcome, DailyDetail.classification, DailyDetail.reason)
+    ):
+        outcomes[outcome] += calls
+        classes[classification or "unclassified"] += calls
+        if reason:
+            reasons[reason] += calls
+            nested[classification or "unclassified"][reason] += calls
+    total = sum(outcomes.values())
+    return Summary(
+        period=period(first, last, settings),
+        total=total,
+        answered=outcomes[Outcome.answered],
+        abandoned_in_ivr=outcomes[Outcome.abandoned_in_ivr],
+        abandoned_in_queue=outcomes[Outcome.abandoned_in_queue],
+        unanswered=outcomes[Outcome.unanswered],
+        failed=outcomes[Outcome.failed],
+        in_progress=sum(n for o, n in outcomes.items() if o in LIVE),
+        by_classification=classes,
+        by_reason=dict(sorted(reasons.items())),
+        by_classification_reason={c: dict(sorted(r.items())) for c, r in nested.items()},
+        prank_share=figures.share(classes[Classification.prank], total),
+        emergencies=emergencies(session, first, last, classes[Classification.emergency]),
+    )
+
+
+def _answer_times(
+    day: date | None, outcomes: dict[str, int], histogram: dict[int, int]
+) -> AnswerTimes:
+    total = sum(outcomes.values())
+    abandoned = outcomes[Outcome.abandoned_in_ivr] + outcomes[Outcome.abandoned_in_queue]
+    waits = figures.wait_figures(histogram)
+    return AnswerTimes(
+        date=day,
+        total=total,
+        answered=outcomes[Outcome.answered],
+        abandoned_in_ivr=outcomes[Outcome.abandoned_in_ivr],
+        abandoned_in_queue=outcomes[Outcome.abandoned_in_queue],
+        unanswered=outcomes[Outcome.unanswered],
+        abandon_rate=figures.share(abandoned, total),
+        wait_p50=waits.wait_p50,
+        wait_p90=waits.wait_p90,
+        wait_p95=waits.wait_p95,
+        wait_max=waits.wait_max,
+        within_10s=waits.within_10s,
+        within_15s=waits.within_15s,
+        within_20s=waits.within_20s,
+    )
+
+
+def answer_times(
+    session: Session, first: date, last: date, settings: Settings
+) -> AnswerTimesReport:
+    lo, hi = _day_range(first, last)
+    outcomes: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for day, outcome, calls in session.execute(
+        select(DailyDetail.local_day, DailyDetail.outcome, func.sum(DailyDetail.calls))
+        .where(DailyDetail.local_day.between(lo, hi))
+        .group_by(DailyDetail.local_day, DailyDetail.outcome)
+    ):
+        outcomes[day][outcome] += calls
+    waits: dict[int, dict[int, int]] = defaultdict(dict)
+    for day, wait, calls in session.execute(
+        select(DailyWait.local_day, DailyWait.wait_seconds, DailyWait.calls).where(
+            DailyWait.local_day.between(lo, hi)
+        )
+    ):
+        waits[day][wait] = calls
+    all_outcomes: dict[str, int] = defaultdict(int)
+    all_waits: dict[int, int] = defaultdict(int)
+    for per_day in outcomes.values():
+        for outcome, n in per_day.items():
+            all_outcomes[outcome] += n
+    for per_day_waits in waits.values():
+        for wait, n in per_day_waits.items():
+            all_waits[wait] += n
+    return AnswerTimesReport(
+        period=period(first, last, settings),
+        overall=_answer_times(None, all_outcomes, all_waits),
+        days=[_answer_times(d, outcomes[day_key(d)], waits[day_key(d)]) for d in days(first, last)],
+    )
+
+
+def _bucket_label(bucket: int, interval: str) -> str:
+    if interval == "month":
+        return f"{bucket // 100:04d}-{bucket % 100:02d}"
+    if interval == "day":
+        return key_day(bucket).isoformat()
+    return f"{key_day(bucket // 100).isoformat()}T{bucket % 100:02d}:00"
+
+
+def _buckets(first: date, last: date, interval: str) -> list[int]:
+    keys = [day_key(d) for d in days(first, last)]
+    if interval == "day":
+        return keys
+    if interval == "month":
+        return sorted({k // 100 for k in keys})
+    return [k * 100 + h for k in keys for h in range(24)]
+
+
+def timeseries(
+    session: Session, first: date, last: date, interval: str, settings: Settings
+) -> TimeSeries:
+    lo, hi = _day_range(first, last)
+    columns = [
+        HourlyCount.total,
+        HourlyCount.emergency,
+        HourlyCount.prank,
+        HourlyCount.non_emergency,
+        HourlyCount.unclassified,
+    ]
+    in_range = HourlyCount.local_hour.between(lo * 100, hi * 100 + 99)
+    if interval == "hour":
+        query = select(HourlyCount.local_hour, *columns).where(in_range)
+    else:
+        divisor = 100 if interval == "day" else 10000
+        bucket = (HourlyCount.local_hour // literal(divisor, Integer)).label("bucket")
+        query = select(bucket, *(func.sum(c) for c in columns)).where(in_range).group_by(bucket)
+    counts = {int(key): row for key, *row in session.execute(query)}
+    empty = (0, 0, 0, 0, 0)
+    points = []
+    for key in _buckets(first, last, interval):
+        total, emergency, prank, non_emergency, unclassified = counts.get(key, empty)
+        # Built without validation: the figures come from integer columns.
+        points.append(
+            TimePoint.model_construct(
+                bucket=_bucket_label(key, interval),
+                total=int(total),
+                emergency=int(emergency),
+                prank=int(prank),
+                non_emergency=int(non_emergency),
+                unclassified=int(unclassified),
+            )
+        )
+    return TimeSeries(period=period(first, last, settings), interval=interval, points=points)
+
+
+def operators(session: Session, first: date, last: date, settings: Settings) -> Operators:
+    lo, hi = _day_range(first, last)
+    rows: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for operator, outcome, classification, calls, talk_count, talk_sum in session.execute(
+        select(
+            DailyDetail.operator,
+            DailyDetail.outcome,
+            DailyDetail.classification,
+            func.sum(DailyDetail.calls),
+            func.sum(DailyDetail.talk_count),
+            func.sum(DailyDetail.talk_sum),
+        )
+        .where(DailyDetail.local_day.between(lo, hi), DailyDetail.operator != "")
+        .group_by(DailyDetail.operator, DailyDetail.outcome, DailyDetail.classification)
+    ):
+        row = rows[operator]
+        if outcome == Outcome.answered:
+            row["answered"] += calls
+        row["talk_count"] += talk_count
+        row["talk_sum"] += int(talk_sum)
+        if classification:
+            row["tagged"] += calls
+            row[classification] += calls
+    return Operators(
+        period=period(first, last, settings),
+        operators=[
+            OperatorFigures(
+                operator=name,
+                answered=r["answered"],
+                mean_talk_seconds=None
+                if not r["talk_count"]
+                else round(r["talk_sum"] / r["talk_count"], 1),
+                tagged=r["tagged"],
+                emergency=r["emergency"],
+                prank=r["prank"],
+                non_emergency=r["non_emergency"],
+            )
+            for name, r in sorted(rows.items())
+        ],
+    )
+
+
+def callers(
+    session: Session,
+    first: date,
+    last: date,
+    settings: Settings,
+    *,
+    limit: int,
+    min_pranks: int,
+    masked: bool,
+) -> Callers:
+    rows = top_callers.top_prank_callers(session, first, last, limit=limit, min_pranks=min_pranks)
+    return Callers(
+        period=period(first, last, settings),
+        callers=[
+            CallerFigures(
+                caller=figures.mask_number(number) if masked else number,
+                masked=masked,
+                pranks=n,
+            )
+            for number, n in rows
+        ],
+    )
+
+
+def regions(session: Session, first: date, last: date, settings: Settings) -> Regions:
+    lo, hi = _day_range(first, last)
+    found = dict(
+        session.execute(
+            select(Incident.district, func.count())
+            .where(Incident.call_local_day.between(lo, hi))
+            .group_by(Incident.district)
+        ).all()
+    )
+    names = [d.name for d in settings.districts]
+    names += sorted(n for n in found if n is not None and n not in names)
+    rows = [RegionFigures(district=n, emergencies=found.get(n, 0)) for n in names]
+    if None in found:
+        rows.append(RegionFigures(district=UNSPECIFIED, emergencies=found[None]))
+    rows.sort(key=lambda r: -r.emergencies)
+    return Regions(period=period(first, last, settings), regions=rows)
