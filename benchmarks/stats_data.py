@@ -140,7 +140,7 @@ def _stamp(moment: datetime) -> str:
 def sqlite_rows(first: int, count: int, n: int) -> list[tuple[object, ...]]:
     """Calls number first .. first+count-1 of n, spread over the whole span."""
     rng = random.Random(first)
-    rows = []
+    rows: list[tuple[object, ...]] = []
     for g in range(first, first + count):
         started = START + timedelta(seconds=g / n * SPAN)
         outcome = _pick(

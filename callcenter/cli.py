@@ -48,6 +48,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if args.command != "migrate":
+        # Readiness probes check the schema revision every few seconds: not worth a log line.
+        logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)
     code: int = args.func(args)
     return code
 

@@ -191,7 +191,7 @@ def load(session: Session, settings: Settings, seed: int = 2025) -> Recap:
         ).all()
     )
     for a in assignments:
-        a["incident_id"] = incident_ids[a.pop("call_id")]
+        a["incident_id"] = incident_ids[int(str(a.pop("call_id")))]
     ids = session.scalars(
         insert(Assignment).returning(Assignment.id, sort_by_parameter_order=True), assignments
     ).all()

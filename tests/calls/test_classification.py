@@ -22,7 +22,7 @@ def _put(client: TestClient, call_id: int, headers: dict[str, str], **body: obje
     return client.put(f"/api/v1/calls/{call_id}/classification", json=body, headers=headers)
 
 
-def _state(factory: sessionmaker[Session], call_id: int) -> tuple:
+def _state(factory: sessionmaker[Session], call_id: int) -> tuple[object, ...]:
     """What a failed request must leave untouched: the call's tag and version, history, counts."""
     with factory() as session:
         call = session.get_one(Call, call_id)
@@ -147,7 +147,7 @@ def test_a_writer_in_between_read_and_write_gets_409(
             allowed_reasons=[],
         )
 
-    interfered = []
+    interfered: list[bool] = []
 
     def another_operator_first(_conn, _cursor, statement: str, *_args) -> None:
         # Just before the slow request's UPDATE: another request classifies and commits.

@@ -1,4 +1,5 @@
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -100,7 +101,7 @@ def test_time_outcome_classification_and_operator_filters(
 ) -> None:
     headers = login()
 
-    def ids(**params: object) -> list[int]:
+    def ids(**params: Any) -> list[int]:
         return _ids(client.get("/api/v1/calls", params=params, headers=headers))
 
     window = {"from": (T0 + timedelta(hours=1)).isoformat(), "to": "2025-05-01T11:00:00+08:00"}
@@ -130,7 +131,7 @@ def test_time_outcome_classification_and_operator_filters(
     ],
 )
 def test_bad_filters_are_422_saying_which_and_why(
-    client: TestClient, login: LoginFn, params: dict[str, object], field: str, says: str
+    client: TestClient, login: LoginFn, params: dict[str, Any], field: str, says: str
 ) -> None:
     response = client.get("/api/v1/calls", params=params, headers=login())
     assert response.status_code == 422

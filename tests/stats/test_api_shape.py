@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -41,7 +42,7 @@ def test_statistics_are_for_supervisors_and_admins(
 def test_bad_ranges_are_422(client: TestClient, login: LoginFn) -> None:
     headers = login(Role.supervisor)
     summary = "/api/v1/stats/summary"
-    bad = [
+    bad: list[tuple[str, dict[str, Any]]] = [
         (summary, {}),
         (summary, {"from": "2025-05-01"}),
         (summary, {"from": "2025-06-01", "to": "2025-05-01"}),
