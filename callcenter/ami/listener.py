@@ -23,7 +23,13 @@ from asterisk.manager import ManagerException
 from callcenter.ami.client import ActionTimeout, AmiSession, AuthenticationFailed
 from callcenter.ami.frames import Frame
 from callcenter.ami.spool import Spool
-from callcenter.ami.store import Batch, CallStore, StoredEvent, StoreUnavailable
+from callcenter.ami.store import (
+    Batch,
+    CallStore,
+    StoredEvent,
+    StoreRejected,
+    StoreUnavailable,
+)
 from callcenter.ami.tracker import CallState, CallTracker
 from callcenter.db import utcnow
 from callcenter.settings import AmiSettings
@@ -223,9 +229,13 @@ class Listener:
     def _consume(self) -> None:
         batch = Batch()
         opened = time.monotonic()
+        # A batch waits this long for more reads before it is written: fewer, larger
+        # transactions under load, at most this much extra delay when the line is quiet.
+        linger = min(self.flush_interval, 0.02)
         while True:
+            wait = self.flush_interval if not batch else opened + linger - time.monotonic()
             try:
-                item = self._queue.get(timeout=self.flush_interval)
+                item = self._queue.get(timeout=max(wait, 0.0))
             except queue.Empty:
                 item = _IDLE
             if item is None:
@@ -243,7 +253,7 @@ class Listener:
                     self._handle(frame, received_at, batch)
             if batch and (
                 len(batch) >= self.batch_max
-                or self._queue.empty()
+                or item is _IDLE
                 or time.monotonic() - opened >= self.flush_interval
             ):
                 self._flush(batch)
@@ -257,7 +267,11 @@ class Listener:
         if action_id is not None and action_id in self._reconciles:
             self._reconcile_item(action_id, frame, batch)
             return
-        tracked = self.tracker.feed(frame, received_at)
+        try:
+            tracked = self.tracker.feed(frame, received_at)
+        except Exception:  # a frame the tracker chokes on must not stop the listener
+            log.exception("AMI tracker failed on %s; frame skipped", frame.name)
+            return
         event = None
         if tracked.call_uniqueid is not None:
             event = StoredEvent(frame, tracked.event_time, received_at, tracked.call_uniqueid)
@@ -289,17 +303,29 @@ class Listener:
         if not batch:
             return
         try:
-            self.store.write(batch)
+            self._write(batch)
         except StoreUnavailable as exc:
             self._db_down(exc)
             self._spool(batch)
             return
         self._stored(batch)
 
+    def _write(self, batch: Batch) -> None:
+        """Write; a batch the database refuses is retried as call states alone, then dropped."""
+        try:
+            self.store.write(batch)
+        except StoreRejected as exc:
+            log.error("AMI store refused a batch (%s): retrying without its raw events", exc)
+            try:
+                self.store.write(Batch(calls=batch.calls))
+            except StoreRejected as again:
+                calls = ", ".join(sorted(batch.calls)) or "none"
+                log.error("AMI store refused the call states too (%s); calls: %s", again, calls)
+
     def _drain(self) -> bool:
         for path, spooled in self.spool.pending():
             try:
-                self.store.write(spooled)
+                self._write(spooled)
             except StoreUnavailable as exc:
                 self._db_down(exc)
                 return False

@@ -20,7 +20,7 @@ from typing import Any
 import psycopg
 from sqlalchemy import Engine, Insert, Table, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from callcenter.ami.frames import Frame
@@ -32,6 +32,10 @@ from callcenter.phone import CallerNumber, normalise
 
 class StoreUnavailable(Exception):
     """The database could not take the batch; nothing of it was written."""
+
+
+class StoreRejected(Exception):
+    """The database refused the batch's data (not a connection problem): retrying won't help."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,9 +102,12 @@ class CallStore:
             with self.factory() as session, session.begin():
                 ids = self._upsert_calls(session, batch.calls.values())
                 self._append_events(session, batch.events, ids)
-        except DBAPIError as exc:
+        except (OperationalError, InterfaceError) as exc:
             self._caller_ids.clear()  # rows it inserted were rolled back
             raise StoreUnavailable(f"{type(exc.orig).__name__}: {exc.orig}") from exc
+        except DBAPIError as exc:
+            self._caller_ids.clear()
+            raise StoreRejected(f"{type(exc.orig).__name__}: {exc.orig}") from exc
 
     def load_open_calls(self) -> list[CallState]:
         """Snapshots of calls left open by a previous listener, so the tracker resumes them."""
