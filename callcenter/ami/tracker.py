@@ -32,7 +32,15 @@ MAX_FINISHED = 5000
 MAX_CANDIDATES = 5000
 
 _TIME_FIELDS = frozenset(
-    {"started_at", "queued_at", "answered_at", "ended_at", "gap_started_at", "last_event_at"}
+    {
+        "started_at",
+        "queued_at",
+        "left_queue_at",
+        "answered_at",
+        "ended_at",
+        "gap_started_at",
+        "last_event_at",
+    }
 )
 
 
@@ -49,6 +57,10 @@ class CallState:
     queue: str | None = None
     queue_position: int | None = None
     queued_at: datetime | None = None
+    # The dialplan queues a caller again after a queue timeout (asterisk/extensions.conf).
+    queue_rounds: int = 0
+    in_queue: bool = False
+    left_queue_at: datetime | None = None
     operators_rung: list[str] = field(default_factory=list)
     interfaces_rung: list[str] = field(default_factory=list)
     answered_at: datetime | None = None
@@ -335,6 +347,19 @@ class CallTracker:
             state.queued_at = when
             state.queue = frame.get("Queue")
             state.queue_position = _int(frame.get("Position"))
+        elif not _rejoins(state, when):
+            return  # the same join delivered again
+        else:
+            # Queued again after a timeout: only the last round decides how the call ended.
+            state.abandoned = False
+            state.queue_status = None
+        state.in_queue = True
+        state.queue_rounds += 1
+
+    def _on_leave(self, state: CallState, frame: Frame, when: datetime) -> None:
+        if state.in_queue:
+            state.in_queue = False
+            state.left_queue_at = when
 
     def _on_agent_called(self, state: CallState, frame: Frame, when: datetime) -> None:
         member = frame.get("MemberName") or frame.get("Interface") or ""
@@ -350,7 +375,7 @@ class CallTracker:
             state.operator = frame.get("MemberName")
             state.operator_interface = frame.get("Interface")
             state.operator_channel = frame.get("DestChannel")
-            state.wait_seconds = _int(frame.get("HoldTime"))
+            state.wait_seconds = _waited(state, frame, when)
             _joined_before(state, frame, when, state.wait_seconds)
 
     def _on_complete(self, state: CallState, frame: Frame, when: datetime) -> None:
@@ -370,7 +395,7 @@ class CallTracker:
         if not state.abandoned:
             state.abandoned = True
             if state.answered_at is None:
-                state.wait_seconds = _int(frame.get("HoldTime"))
+                state.wait_seconds = _waited(state, frame, when)
                 _joined_before(state, frame, when, state.wait_seconds)
             if state.queue_position is None:
                 state.queue_position = _int(frame.get("OriginalPosition"))
@@ -397,6 +422,23 @@ class CallTracker:
         self._finish(state)
 
 
+def _rejoins(state: CallState, when: datetime) -> bool:
+    """A join after the caller left the queue, while the call is up, is a new round."""
+    return (
+        state.ended_at is None
+        and not state.in_queue
+        and state.left_queue_at is not None
+        and when >= state.left_queue_at
+    )
+
+
+def _waited(state: CallState, frame: Frame, when: datetime) -> int | None:
+    """Asterisk's HoldTime for one round; over several rounds, the time since the first join."""
+    if state.queue_rounds > 1 and state.queued_at is not None:
+        return int((when - state.queued_at).total_seconds())
+    return _int(frame.get("HoldTime"))
+
+
 def _joined_before(state: CallState, frame: Frame, when: datetime, held: int | None) -> None:
     """QueueCallerJoin was lost (an AMI gap): Asterisk's HoldTime says when it was."""
     if state.queue is None:
@@ -412,6 +454,7 @@ _HANDLERS = {
     "AgentConnect": CallTracker._on_connect,
     "AgentComplete": CallTracker._on_complete,
     "QueueCallerAbandon": CallTracker._on_abandon,
+    "QueueCallerLeave": CallTracker._on_leave,
     "VarSet": CallTracker._on_varset,
     "HangupRequest": CallTracker._on_hangup_request,
     "SoftHangupRequest": CallTracker._on_hangup_request,
