@@ -215,11 +215,11 @@ class CallTracker:
 
     def feed(self, frame: Frame, received_at: datetime) -> Tracked:
         when = event_time(frame, received_at)
-        if self.last_event_time is None or when > self.last_event_time:
-            self.last_event_time = when
         if not frame.is_event or frame.action_id is not None:
             # Replies and list items (Status, CoreShowChannel...) describe, they do not change.
             return Tracked(when, None, None)
+        if self.last_event_time is None or when > self.last_event_time:
+            self.last_event_time = when
         name = frame.name
         uniqueid = frame.get("Uniqueid")
         state = self._find(uniqueid) if uniqueid else None

@@ -159,7 +159,7 @@ def check_call(
     assert row["caller_id_raw"] == call["caller_id_num"]
     assert expected_name(call["caller_id_name"], row["caller_id_name"]) == call["caller_id_name"]
     assert row["caller_e164"] == normalise(call["caller_id_num"]).e164
-    assert row["outcome"] == OUTCOMES[call["outcome"]]
+    assert row["outcome"] == OUTCOMES[call["outcome"]], row
     assert row["queue"] == queue.get("queue")
     assert row["operator"] == call.get("operator")
     assert row["operator_interface"] == call.get("operator_interface")

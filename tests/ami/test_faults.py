@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -54,6 +55,18 @@ def test_connection_cut_mid_call_and_restored(database_url: str, tmp_path: Path)
         wait_for(fake.finished.is_set, "the second connection's stream sent")
         wait_for(lambda: listener.counters.gap_closed_calls > 0, "the gap reconciled")
         wait_for(lambda: not listener.tracker.calls, "every call ended")
+        # Frames can follow the last Hangup (an AgentComplete after a Redirect does): stop only
+        # once the listener has read the whole stream.
+        last_sent = max(
+            float(m) for c in after for m in re.findall(rb"Timestamp: ([0-9.]+)", c.data)
+        )
+        wait_for(
+            lambda: (
+                (t := listener.tracker.last_event_time) is not None
+                and t.timestamp() >= last_sent - 1e-6
+            ),
+            "the last frame read",
+        )
         listener.stop()
         store.engine.dispose()
 
