@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
+import orjson
 import psycopg
 from sqlalchemy import Engine, Insert, Table, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -287,7 +288,7 @@ class CallStore:
                 _text(e.frame.name, 64) or "",
                 when(e.event_time),
                 when(e.received_at),
-                json.dumps(_headers(e.frame), ensure_ascii=False),
+                orjson.dumps(_headers(e.frame)).decode(),
             )
             for e in events
         ]
