@@ -27,11 +27,6 @@ class FollowUp(enum.StrEnum):
     def is_final(self) -> bool:
         return self in (FollowUp.resolved, FollowUp.not_followed_up)
 
-    @property
-    def is_acknowledged(self) -> bool:
-        """The agency has taken it up (or it is closed): no longer a candidate for overdue."""
-        return self not in (FollowUp.pending, FollowUp.dispatched)
-
 
 NEXT: dict[FollowUp, frozenset[FollowUp]] = {
     FollowUp.pending: frozenset({FollowUp.dispatched, FollowUp.not_followed_up}),
