@@ -121,6 +121,8 @@ class Settings(BaseSettings):
         env_prefix="CALLCENTER_",
         env_nested_delimiter="__",
         extra="ignore",
+        # A validation error must never echo a secret it was given.
+        hide_input_in_errors=True,
     )
 
     environment: Literal["development", "test", "production"] = "development"
