@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.security import OAuth2PasswordBearer, OAuth2PasswordRequestForm
 from pydantic import BaseModel
+from sqlalchemy import Connection, Row, bindparam, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from callcenter.api.deps import SessionDep, SettingsDep
 from callcenter.errors import Forbidden, Unauthorized
-from callcenter.models import Role, User
+from callcenter.models import Base, Role, User
+from callcenter.settings import Settings
 from callcenter.users import service
 from callcenter.users.security import issue_token, read_token
 
@@ -55,18 +57,48 @@ def login(
     return Token(access_token=token, role=role)
 
 
-def current_user(
-    token: Annotated[str | None, Depends(_bearer)],
-    session: SessionDep,
-    request_settings: SettingsDep,
-) -> User:
+def user_id_from_token(token: str | None, settings: Settings) -> int:
     if not token:
         raise Unauthorized("a bearer token is required")
-    user_id = read_token(token, secret=request_settings.token_secret.get_secret_value())
+    return read_token(token, secret=settings.token_secret.get_secret_value())
+
+
+async def token_user_id(
+    token: Annotated[str | None, Depends(_bearer)], settings: SettingsDep
+) -> int:
+    """The user id in the request's bearer token: a pure check, so no worker thread."""
+    return user_id_from_token(token, settings)
+
+
+TokenUserId = Annotated[int, Depends(token_user_id)]
+
+
+def active_user(session: Session, user_id: int, minimum: Role = Role.operator) -> User:
+    """The token's user, if still active and holding at least the ``minimum`` role."""
     user = session.get(User, user_id)
+    _admit(user, minimum)
+    assert user is not None
+    return user
+
+
+def require_access(connection: Connection, user_id: int, minimum: Role) -> None:
+    """The check of ``active_user`` on a plain connection, for the hot path (no ORM)."""
+    _admit(connection.execute(_SELECT_ACCESS, {"user_id": user_id}).one_or_none(), minimum)
+
+
+_USERS = Base.metadata.tables[User.__tablename__]
+_SELECT_ACCESS = select(_USERS.c.active, _USERS.c.role).where(_USERS.c.id == bindparam("user_id"))
+
+
+def _admit(user: User | Row[Any, Any] | None, minimum: Role) -> None:
     if user is None or not user.active:
         raise Unauthorized("the token's user is unknown or disabled")
-    return user
+    if user.role.rank < minimum.rank:
+        raise Forbidden(f"this needs the {minimum.value} role or higher")
+
+
+def current_user(user_id: TokenUserId, session: SessionDep) -> User:
+    return active_user(session, user_id)
 
 
 CurrentUser = Annotated[User, Depends(current_user)]
@@ -77,8 +109,7 @@ def require_role(minimum: Role) -> Callable[[User], Awaitable[User]]:
 
     # async: a pure check needs no worker thread.
     async def check(user: CurrentUser) -> User:
-        if user.role.rank < minimum.rank:
-            raise Forbidden(f"this needs the {minimum.value} role or higher")
+        _admit(user, minimum)
         return user
 
     return check

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from callcenter.settings import Settings
@@ -15,6 +16,11 @@ from callcenter.settings import Settings
 async def get_settings_dep(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
+
+
+async def get_engine(request: Request) -> Engine:
+    engine: Engine = request.app.state.engine
+    return engine
 
 
 async def get_session(request: Request) -> AsyncIterator[Session]:
@@ -43,4 +49,6 @@ def _commit_and_close(session: Session) -> None:
 # scope="function": the commit happens before the response is sent, so a client never sees
 # success (or a new ETag) for a write that is not yet committed, or whose commit failed.
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+# For a route that runs its whole unit of work in one worker thread (see calls.routes).
+EngineDep = Annotated[Engine, Depends(get_engine)]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]

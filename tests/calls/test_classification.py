@@ -138,9 +138,9 @@ def test_a_writer_in_between_read_and_write_gets_409(
 
     def classify(session: Session, tag: Classification) -> None:
         service.classify_call(
-            session,
+            session.connection(),
             call_id=call_id,
-            user=session.get_one(User, user_id),
+            user_id=user_id,
             classification=tag,
             reason=None,
             note=None,

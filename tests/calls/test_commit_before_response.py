@@ -4,7 +4,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from fastapi.testclient import TestClient
-from sqlalchemy import event
+from sqlalchemy import Connection, Engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from callcenter.api.app import create_app
@@ -20,16 +20,16 @@ class CommitRefused(Exception):
 
 @contextmanager
 def commits_refused() -> Iterator[None]:
-    """Every commit of a session with pending changes fails, as a database outage would."""
+    """Every commit, on any engine, fails, as a database outage would."""
 
-    def refuse(session: Session) -> None:
+    def refuse(_connection: Connection) -> None:
         raise CommitRefused("the database refused the commit")
 
-    event.listen(Session, "before_commit", refuse)
+    event.listen(Engine, "commit", refuse)
     try:
         yield
     finally:
-        event.remove(Session, "before_commit", refuse)
+        event.remove(Engine, "commit", refuse)
 
 
 def test_a_failed_commit_is_a_500_not_a_200(
