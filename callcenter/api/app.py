@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from callcenter.api import auth, health, validation
+from callcenter.api.writes import WriteThreads
 from callcenter.callbacks import routes as callback_routes
 from callcenter.calls import live_routes
 from callcenter.calls import routes as calls_routes
@@ -40,6 +41,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.settings = settings
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
+        app.state.write_threads = WriteThreads(engine)
         # Startup objects leave the collector's scans: a full collection then takes ~1 ms
         # instead of ~60 ms, which otherwise hit large statistics responses at random.
         gc.freeze()
@@ -47,6 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             gc.unfreeze()
+            app.state.write_threads.close()
             engine.dispose()
 
     app = FastAPI(

@@ -7,9 +7,9 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
-from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from callcenter.api.writes import WriteThreads
 from callcenter.settings import Settings
 
 
@@ -18,9 +18,9 @@ async def get_settings_dep(request: Request) -> Settings:
     return settings
 
 
-async def get_engine(request: Request) -> Engine:
-    engine: Engine = request.app.state.engine
-    return engine
+async def get_write_threads(request: Request) -> WriteThreads:
+    threads: WriteThreads = request.app.state.write_threads
+    return threads
 
 
 async def get_session(request: Request) -> AsyncIterator[Session]:
@@ -49,6 +49,6 @@ def _commit_and_close(session: Session) -> None:
 # scope="function": the commit happens before the response is sent, so a client never sees
 # success (or a new ETag) for a write that is not yet committed, or whose commit failed.
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
-# For a route that runs its whole unit of work in one worker thread (see calls.routes).
-EngineDep = Annotated[Engine, Depends(get_engine)]
+# For a hot route that runs its whole unit of work on a write thread (see api.writes).
+WriteThreadsDep = Annotated[WriteThreads, Depends(get_write_threads)]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]

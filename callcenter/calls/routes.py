@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Response
-from fastapi.concurrency import run_in_threadpool
 from pydantic import AwareDatetime
-from sqlalchemy import Row
+from sqlalchemy import Connection, Row
 
 from callcenter.api.auth import CurrentUser, TokenUserId, require_access
-from callcenter.api.deps import EngineDep, SessionDep, SettingsDep
+from callcenter.api.deps import SessionDep, SettingsDep, WriteThreadsDep
 from callcenter.calls import callers, service
 from callcenter.calls.schemas import (
     CallDetail,
@@ -107,7 +106,7 @@ async def classify_call(
     call_id: Annotated[int, Path(ge=1)],
     body: ClassificationIn,
     user_id: TokenUserId,
-    engine: EngineDep,
+    writes: WriteThreadsDep,
     settings: SettingsDep,
     response: Response,
     if_match: Annotated[
@@ -115,26 +114,25 @@ async def classify_call(
     ] = None,
 ) -> CallSummary:
     """The operators' hot path: the whole unit of work (who asks, the change, the commit) runs
-    in one worker thread, so a SQLite writer holds its lock only while its SQL runs."""
+    in one go on a write thread, so a SQLite writer holds its lock only while its SQL runs."""
     expected = parse_if_match(if_match)
     if body.version is not None:
         expected.append(body.version)
 
-    def classify() -> Row[Any]:
-        with engine.begin() as connection:
-            require_access(connection, user_id, Role.operator)
-            return service.classify_call(
-                connection,
-                call_id=call_id,
-                user_id=user_id,
-                classification=body.classification,
-                reason=body.reason,
-                note=body.note,
-                expected_versions=expected,
-                allowed_reasons=settings.classification_reasons,
-            )
+    def classify(connection: Connection) -> Row[Any]:
+        require_access(connection, user_id, Role.operator)
+        return service.classify_call(
+            connection,
+            call_id=call_id,
+            user_id=user_id,
+            classification=body.classification,
+            reason=body.reason,
+            note=body.note,
+            expected_versions=expected,
+            allowed_reasons=settings.classification_reasons,
+        )
 
-    call = await run_in_threadpool(classify)
+    call = await writes.run(classify)
     response.headers["ETag"] = etag(call)
     return CallSummary.model_validate(call)
 
