@@ -119,7 +119,7 @@ def parse_frame(block: bytes) -> Frame:
             junk.append(line)
             continue
         # AMI puts exactly one space after the colon; an empty value may have none.
-        append((key, value[1:] if value[:1] == " " else value))
+        append((key, value.removeprefix(" ")))
     return Frame(headers=headers, raw=block, junk=junk)
 
 

@@ -10,7 +10,6 @@ and a telephony update must not make an operator's tag fail with 409.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -64,6 +63,32 @@ class Batch:
 
 _CALLS: Table = Call.__table__  # type: ignore[assignment]
 _EVENTS: Table = CallEvent.__table__  # type: ignore[assignment]
+_CALLERS: Table = Caller.__table__  # type: ignore[assignment]
+
+# Statements run for every call in a batch, built once (SQLAlchemy then reuses their compiled
+# form without rebuilding and re-hashing them).
+_INSERT_CALL = _CALLS.insert().returning(_CALLS.c.id)
+_CALLER_LOSES_CALL = (
+    update(_CALLERS)
+    .where(_CALLERS.c.id == bindparam("caller_id"))
+    .values(call_count=_CALLERS.c.call_count - 1)
+)
+_CALLER_GAINS_CALL = (
+    update(_CALLERS)
+    .where(_CALLERS.c.id == bindparam("caller_id"))
+    .values(
+        call_count=_CALLERS.c.call_count + 1,
+        raw_last=bindparam("raw_last", type_=_CALLERS.c.raw_last.type),
+    )
+)
+_CALLER_SEEN = (
+    update(_CALLERS)
+    .where(
+        _CALLERS.c.id == bindparam("caller_id"),
+        _CALLERS.c.last_seen_at < bindparam("seen", type_=_CALLERS.c.last_seen_at.type),
+    )
+    .values(last_seen_at=bindparam("seen", type_=_CALLERS.c.last_seen_at.type))
+)
 
 
 def _text(value: str | None, limit: int) -> str | None:
@@ -157,9 +182,7 @@ class CallStore:
             row = existing.get(state.uniqueid)
             if row is None:
                 values["caller_key_id"] = self._count_caller(session, number, None, state)
-                call_id = session.execute(
-                    _CALLS.insert().values(pbx=self.pbx, **values).returning(_CALLS.c.id)
-                ).scalar_one()
+                call_id = session.execute(_INSERT_CALL, {"pbx": self.pbx, **values}).scalar_one()
                 ids[state.uniqueid] = call_id
                 continue
             ids[state.uniqueid] = row.id
@@ -217,20 +240,11 @@ class CallStore:
         if target == current:
             return current
         if current is not None:
-            session.execute(
-                update(Caller).where(Caller.id == current).values(call_count=Caller.call_count - 1)
-            )
+            session.execute(_CALLER_LOSES_CALL, {"caller_id": current})
         if target is not None:
-            session.execute(
-                update(Caller)
-                .where(Caller.id == target)
-                .values(call_count=Caller.call_count + 1, raw_last=_text(number.raw, 128))
-            )
-            session.execute(
-                update(Caller)
-                .where(Caller.id == target, Caller.last_seen_at < state.started_at)
-                .values(last_seen_at=state.started_at)
-            )
+            raw_last = _text(number.raw, 128)
+            session.execute(_CALLER_GAINS_CALL, {"caller_id": target, "raw_last": raw_last})
+            session.execute(_CALLER_SEEN, {"caller_id": target, "seen": state.started_at})
         return target
 
     def _caller_id(self, session: Session, number: CallerNumber, seen: datetime) -> int:
@@ -328,8 +342,11 @@ def _copy_events(session: Session, rows: list[tuple[Any, ...]]) -> None:
 
 
 def _sqlite_time(value: datetime) -> str:
-    # The exact text SQLAlchemy's DateTime stores on SQLite (UTC, naive, microseconds).
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    # The exact text SQLAlchemy's DateTime stores on SQLite (UTC, naive, microseconds);
+    # isoformat, as it is several times quicker than strftime.
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 def _same(value: datetime) -> datetime:
@@ -343,5 +360,18 @@ def _headers(frame: Frame) -> list[tuple[str, str]] | list[list[str | None]]:
 
 
 def _json_safe(data: dict[str, Any]) -> dict[str, Any]:
-    loaded: dict[str, Any] = json.loads(json.dumps(data).replace("\\u0000", "\\\\x00"))
-    return loaded
+    """PostgreSQL's JSON refuses NUL: written as the text ``\\x00``, as in ``_text``."""
+    if b"\\u0000" not in orjson.dumps(data):
+        return data
+    cleaned: dict[str, Any] = _without_nul(data)
+    return cleaned
+
+
+def _without_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "\\x00")
+    if isinstance(value, list):
+        return [_without_nul(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _without_nul(v) for k, v in value.items()}
+    return value

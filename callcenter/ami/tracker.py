@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Collection, Iterable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -117,10 +117,15 @@ class CallState:
 
     def snapshot(self) -> dict[str, Any]:
         """JSON-ready state, so a restarted listener resumes the call (see from_snapshot)."""
-        data = asdict(self)
-        for name in _TIME_FIELDS:
-            value = data[name]
-            data[name] = value.isoformat() if value is not None else None
+        # By hand, not dataclasses.asdict (a deep copy): this runs for every changed call.
+        data: dict[str, Any] = {}
+        for name in _FIELD_NAMES:
+            value = getattr(self, name)
+            if name in _TIME_FIELDS:
+                value = value.isoformat() if value is not None else None
+            elif isinstance(value, list):
+                value = list(value)
+            data[name] = value
         return data
 
     @classmethod
@@ -131,6 +136,9 @@ class CallState:
             if values.get(name) is not None:
                 values[name] = datetime.fromisoformat(values[name])
         return cls(**values)
+
+
+_FIELD_NAMES = tuple(f.name for f in fields(CallState))
 
 
 @dataclass(frozen=True, slots=True)
