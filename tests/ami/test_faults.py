@@ -236,3 +236,22 @@ def test_invalid_utf8_caller_name_is_kept(database_url: str, tmp_path: Path) -> 
     assert row["caller_id_name"].encode("latin-1") == b"Jos\xe9 Am\xe1ral"
     emoji = exported(database_url)["1795828766.59"]
     assert emoji["caller_id_name"] == "José Martins da Costa 📞"
+
+
+def test_nul_and_escape_text_in_a_caller_name(database_url: str, tmp_path: Path) -> None:
+    """PostgreSQL refuses NUL in text and JSON: it is stored as the text \\x00. A caller name
+    holding the literal text \\u0000 is kept as it is, not taken for an escape."""
+    name = b"Ibu\x00Ana \\u0000"
+    chunks = [
+        Chunk(re.sub(rb"(?<=\r\nCallerIDName: )[^\r]*", lambda _: name, c.data), c.at)
+        for c in frames(ANSWERED)
+    ]
+
+    replay(database_url, [coalesce(chunks)], tmp_path / "spool")
+
+    engine = make_engine(database_url)
+    with make_sessionmaker(engine)() as session:
+        call = session.scalars(select(Call)).one()
+    engine.dispose()
+    assert call.caller_id_name == "Ibu\\x00Ana \\u0000"
+    assert call.telephony_state["caller_id_name"] == "Ibu\\x00Ana \\u0000"
