@@ -7,9 +7,12 @@ be the bottleneck) re-classify their own call for 10 s, each sending the ETag it
 If-Match, exactly as an operator's browser would. Prints requests/s, p50 and p99 latency: the
 median of 3 runs.
 
-    python -m benchmarks.classification            # both databases
+    python -m benchmarks.classification            # both databases, 1 and 2 API workers
     BENCH_DATABASES=sqlite python -m benchmarks.classification
-    BENCH_WORKERS=2 python -m benchmarks.classification   # uvicorn worker processes (default 1)
+    BENCH_WORKERS=2 python -m benchmarks.classification   # only 2 workers (default "1,2")
+
+Two workers is `callcenter serve --workers 2` (the API alone; the listener runs as
+`callcenter ami`). Access logging is off (`--no-access-log`).
 """
 
 from __future__ import annotations
@@ -113,7 +116,7 @@ def seed(url: str) -> list[int]:
 
 
 @contextmanager
-def serve(url: str) -> Iterator[int]:
+def serve(url: str, workers: int) -> Iterator[int]:
     """The real service (uvicorn with the app) as a subprocess; yields its port."""
     port = free_port()
     env = os.environ | {
@@ -128,7 +131,7 @@ def serve(url: str) -> Iterator[int]:
             *(sys.executable, "-m", "uvicorn", "--factory", "callcenter.api.app:create_app"),
             *("--host", "127.0.0.1", "--port", str(port)),
             *("--no-access-log", "--log-level", "warning"),
-            *("--workers", os.environ.get("BENCH_WORKERS", "1")),
+            *("--workers", str(workers)),
         ],
         env=env,
     )
@@ -218,18 +221,18 @@ def database(kind: str) -> Iterator[str]:
         admin.dispose()
 
 
-def bench(kind: str) -> None:
+def bench(kind: str, workers: int) -> None:
     with database(kind) as url:
         call_ids = seed(url)
         runs = []
-        with serve(url) as port:
+        with serve(url, workers) as port:
             tokens = [login(port, f"op{n}") for n in range(CLIENTS)]
             for _ in range(RUNS):
                 result = asyncio.run(load(port, tokens, call_ids))
                 runs.append(result)
                 p50, p99 = result.percentile(0.5), result.percentile(0.99)
                 print(
-                    f"  {kind:8} run: {result.rate:7.0f} req/s  p50 {p50:5.1f} ms"
+                    f"  {kind:8} x{workers} run: {result.rate:7.0f} req/s  p50 {p50:5.1f} ms"
                     f"  p99 {p99:5.1f} ms  errors {result.errors or 'none'}",
                     flush=True,
                 )
@@ -237,15 +240,17 @@ def bench(kind: str) -> None:
     p50 = statistics.median(r.percentile(0.5) for r in runs)
     p99 = statistics.median(r.percentile(0.99) for r in runs)
     print(
-        f"classification PUT, {kind}, {CLIENTS} clients x {DURATION_S:.0f} s, median of {RUNS}: "
+        f"classification PUT, {kind}, {workers} API worker{'s' if workers > 1 else ''}, "
+        f"{CLIENTS} clients x {DURATION_S:.0f} s, median of {RUNS}: "
         f"{rate:.0f} req/s, p50 {p50:.1f} ms, p99 {p99:.1f} ms",
         flush=True,
     )
 
 
 def main() -> None:
-    for kind in os.environ.get("BENCH_DATABASES", "sqlite,postgres").split(","):
-        bench(kind.strip())
+    for workers in os.environ.get("BENCH_WORKERS", "1,2").split(","):
+        for kind in os.environ.get("BENCH_DATABASES", "sqlite,postgres").split(","):
+            bench(kind.strip(), int(workers))
 
 
 if __name__ == "__main__":

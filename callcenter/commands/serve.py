@@ -25,6 +25,13 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="API worker processes (default 1); more than one serves the API only: run the "
+        "listener as `callcenter ami` and the IVR as `callcenter fastagi`",
+    )
+    parser.add_argument(
         "--no-migrate",
         action="store_true",
         help="refuse to start on a schema that is not at head instead of migrating it",
@@ -34,11 +41,32 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = get_settings()
+    if args.workers < 1:
+        raise SystemExit("--workers must be at least 1")
+    if args.workers > 1 and (settings.ami.enabled or settings.fastagi.enabled):
+        # Each worker would run its own listener; and with SQLite the live stream reaches
+        # only the process the listener runs in.
+        raise SystemExit(
+            "--workers > 1 serves the API only: set CALLCENTER_AMI__ENABLED=false and "
+            "CALLCENTER_FASTAGI__ENABLED=false, and run `callcenter ami` and "
+            "`callcenter fastagi` beside it"
+        )
     if not args.no_migrate:
         # Like a prestart step: the embedded default just works; replicas can pass --no-migrate.
         engine = make_engine(settings.resolved_database_url)
         migrate.upgrade(engine)
         engine.dispose()
+    if args.workers > 1:
+        # Each worker process builds its own app (and engine) from the same settings.
+        uvicorn.run(
+            "callcenter.api.app:create_app",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            log_level="info",
+        )
+        return 0
     app = create_app(settings)
     # The FastAGI server runs in its own process (pyst2's AGI needs a main thread per call).
     fastagi = start_subprocess(settings) if settings.fastagi.enabled else None
