@@ -32,6 +32,7 @@ from callcenter.ami.spool import Spool
 from callcenter.ami.store import Batch, CallStore, StoredEvent
 from callcenter.ami.tracker import CallTracker
 from callcenter.db import make_engine, make_sessionmaker
+from callcenter.gc_tuning import tune_for_throughput
 from callcenter.migrate import upgrade
 from callcenter.settings import AmiSettings
 
@@ -188,6 +189,7 @@ def latency(
 
 
 def main() -> None:
+    tune_for_throughput()  # as the running listener does (AmiRuntime.start)
     frames = synthetic_stream()
     stream = b"".join(frames)
     calls = sum(1 for f in frames if f.startswith(b"Event: Newchannel") and b"ChannelState: 4" in f)

@@ -12,6 +12,7 @@ from callcenter.ami.spool import Spool
 from callcenter.ami.store import CallStore, normalise_cached
 from callcenter.ami.tracker import CallState
 from callcenter.db import make_engine, make_sessionmaker
+from callcenter.gc_tuning import tune_for_throughput
 from callcenter.live import InProcessBus, make_live_bus
 from callcenter.settings import Settings
 
@@ -88,6 +89,7 @@ class AmiRuntime:
         probes["ami"] = self.listener.readiness
 
     def start(self) -> None:
+        tune_for_throughput()  # the event path allocates per header: see gc_tuning
         self.listener.start()
 
     def wait(self) -> bool:
