@@ -18,7 +18,6 @@ from callcenter.calls import live_routes
 from callcenter.calls import routes as calls_routes
 from callcenter.db import make_engine, make_sessionmaker
 from callcenter.errors import CallCenterError, ServiceUnavailable
-from callcenter.gc_tuning import tune_for_throughput
 from callcenter.incidents import routes as incident_routes
 from callcenter.migrate import is_at_head
 from callcenter.settings import Settings, get_settings
@@ -43,9 +42,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
         app.state.write_threads = WriteThreads(engine)
-        # Fewer collections, and start-up objects out of their scans: a full one then takes
-        # ~1 ms instead of ~60 ms, which otherwise hit large statistics responses at random.
-        tune_for_throughput()
+        # Startup objects leave the collector's scans: a full collection then takes ~1 ms
+        # instead of ~60 ms, which otherwise hit large statistics responses at random.
+        gc.freeze()
         try:
             yield
         finally:
