@@ -2,10 +2,11 @@
 
 The listener allocates several objects for every header of every event. Reference counting
 frees nearly all of them at once, yet every 700 allocations (CPython's default gen-0
-threshold) start a collection that walks the young objects, and every tenth a larger one. Measured on the AMI path (parse + track + store, SQLite,
-`python -m benchmarks.ami`): 16,500 -> 19,500 events/s with a 50,000 threshold and the objects
-built at start-up frozen out of the scans. (For the API alone the same change measured no
-clear difference, within this machine's noise, so the API keeps CPython's default.)
+threshold) start a collection that walks the young objects, and every tenth a larger one.
+Measured on the AMI path (parse + track + store, SQLite, `python -m benchmarks.ami`): 16,500
+-> 19,500 events/s with a 50,000 threshold and the objects built at start-up frozen out of the
+scans. (For the API alone the same change measured no clear difference, within this machine's
+noise, so the API keeps CPython's default.)
 """
 
 from __future__ import annotations

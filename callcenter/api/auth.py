@@ -73,10 +73,10 @@ async def token_user_id(
 TokenUserId = Annotated[int, Depends(token_user_id)]
 
 
-def active_user(session: Session, user_id: int, minimum: Role = Role.operator) -> User:
-    """The token's user, if still active and holding at least the ``minimum`` role."""
+def active_user(session: Session, user_id: int) -> User:
+    """The token's user, if still active."""
     user = session.get(User, user_id)
-    _admit(user, minimum)
+    _admit(user, Role.operator)
     assert user is not None
     return user
 
