@@ -6,14 +6,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
-from sqlalchemy import DateTime, Engine, create_engine, event
+from sqlalchemy import DateTime, Engine, Row, create_engine, event
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 from callcenter.sqlite_writes import serialise_writes
+
+# A result row of any shape, for functions that read it by column name.
+AnyRow: TypeAlias = Row[*tuple[Any, ...]]
 
 
 class UTCDateTime(TypeDecorator[datetime]):

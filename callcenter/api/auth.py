@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.security import OAuth2PasswordBearer, OAuth2PasswordRequestForm
 from pydantic import BaseModel
-from sqlalchemy import Connection, Row, bindparam, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from callcenter.api.deps import SessionDep, SettingsDep
+from callcenter.db import AnyRow
 from callcenter.errors import Forbidden, Unauthorized
-from callcenter.models import Base, Role, User
+from callcenter.models import Role, User
 from callcenter.settings import Settings
 from callcenter.users import service
 from callcenter.users.security import issue_token, read_token
@@ -76,21 +76,13 @@ TokenUserId = Annotated[int, Depends(token_user_id)]
 def active_user(session: Session, user_id: int) -> User:
     """The token's user, if still active."""
     user = session.get(User, user_id)
-    _admit(user, Role.operator)
+    admit(user, Role.operator)
     assert user is not None
     return user
 
 
-def require_access(connection: Connection, user_id: int, minimum: Role) -> None:
-    """The check of ``active_user`` on a plain connection, for the hot path (no ORM)."""
-    _admit(connection.execute(_SELECT_ACCESS, {"user_id": user_id}).one_or_none(), minimum)
-
-
-_USERS = Base.metadata.tables[User.__tablename__]
-_SELECT_ACCESS = select(_USERS.c.active, _USERS.c.role).where(_USERS.c.id == bindparam("user_id"))
-
-
-def _admit(user: User | Row[Any, Any] | None, minimum: Role) -> None:
+def admit(user: User | AnyRow | None, minimum: Role) -> None:
+    """Lets in an active user (anything with ``active`` and ``role``) of at least ``minimum``."""
     if user is None or not user.active:
         raise Unauthorized("the token's user is unknown or disabled")
     if user.role.rank < minimum.rank:
@@ -109,7 +101,7 @@ def require_role(minimum: Role) -> Callable[[User], Awaitable[User]]:
 
     # async: a pure check needs no worker thread.
     async def check(user: CurrentUser) -> User:
-        _admit(user, minimum)
+        admit(user, minimum)
         return user
 
     return check

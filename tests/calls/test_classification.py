@@ -3,6 +3,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, event, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from callcenter.api.auth import admit
 from callcenter.calls import service
 from callcenter.errors import Conflict
 from callcenter.models import Call, Caller, Classification, ClassificationChange, Role, User
@@ -141,6 +142,7 @@ def test_a_writer_in_between_read_and_write_gets_409(
             session.connection(),
             call_id=call_id,
             user_id=user_id,
+            admit=lambda user: admit(user, Role.operator),
             classification=tag,
             reason=None,
             note=None,
@@ -151,7 +153,7 @@ def test_a_writer_in_between_read_and_write_gets_409(
 
     def another_operator_first(_conn, _cursor, statement: str, *_args) -> None:
         # Right after the slow request read the call: another request classifies and commits.
-        if statement.startswith("SELECT calls.") and not interfered:
+        if statement.startswith("SELECT users.active") and not interfered:
             interfered.append(True)
             with session_factory.begin() as fast:
                 classify(fast, Classification.prank)
