@@ -35,7 +35,7 @@ from asterisk.manager import (
     ManagerSocketException,
 )
 
-from callcenter.ami.frames import Frame, FrameParser
+from callcenter.ami.frames import Frame, FrameParser, log_junk, read_frame
 
 log = logging.getLogger(__name__)
 
@@ -94,21 +94,23 @@ class _Waiter:
 class AmiSession(Manager):  # type: ignore[misc]
     """One connection. ``on_frame(frame)`` gets every event (and list item), in wire order.
 
-    ``on_frames(frames)`` instead gets them a read at a time (one hand-off per read, not per
-    frame: what lets the listener keep up with a surge).
+    ``on_blocks(blocks)`` instead gets them a read at a time and unparsed, as each frame's bytes
+    (:func:`callcenter.ami.frames.read_frame` parses one): one hand-off per read, and parsing
+    on the consumer's thread, not the reader's, is what lets the listener keep up with a surge.
+    Replies to actions are parsed and matched here either way.
     """
 
     def __init__(
         self,
         on_frame: Callable[[Frame], None] | None = None,
         *,
-        on_frames: Callable[[list[Frame]], None] | None = None,
+        on_blocks: Callable[[list[bytes]], None] | None = None,
         action_timeout: float = 5.0,
         on_lost: Callable[[str], None] | None = None,
     ) -> None:
         super().__init__()  # pyst2's threads are built but never started: ours replace them
         self.on_frame = on_frame
-        self.on_frames = on_frames
+        self.on_blocks = on_blocks
         self.on_lost = on_lost
         self.action_timeout = action_timeout
         self.greeting = ""
@@ -227,14 +229,14 @@ class AmiSession(Manager):  # type: ignore[misc]
     def _read(self, sock: socket.socket, parser: FrameParser) -> None:
         reason = "closed by Asterisk"
         try:
-            self._deliver(parser.frames())
+            self._deliver(parser)
             while True:
                 data = sock.recv(READ_SIZE)
                 if not data:
                     break
                 self.last_received = time.monotonic()
                 parser.push(data)
-                self._deliver(parser.frames())
+                self._deliver(parser)
         except OSError as exc:
             reason = f"{type(exc).__name__}: {exc}"
         finally:
@@ -247,29 +249,41 @@ class AmiSession(Manager):  # type: ignore[misc]
             if self.on_lost is not None:
                 self.on_lost(reason)
 
-    def _deliver(self, frames: Any) -> None:
-        events: list[Frame] = []
-        for frame in frames:
-            if frame.is_response:
-                action_id = frame.action_id
-                with self._pending_lock:
-                    waiter = self._pending.get(action_id) if action_id else None
-                if waiter is not None:
-                    waiter.reply = frame
-                    waiter.done.set()
-                continue  # a reply to someone else's action (or to nobody)
-            events.append(frame)
-        if not events:
+    def _deliver(self, parser: FrameParser) -> None:
+        if self.on_blocks is None:
+            for frame in parser.frames():
+                if frame.is_response:
+                    self._reply(frame)
+                elif self.on_frame is not None:
+                    self._call(self.on_frame, frame, frame.name)
             return
-        if self.on_frames is not None:
-            self._call(self.on_frames, events, events[0])
-        elif self.on_frame is not None:
-            for frame in events:
-                self._call(self.on_frame, frame, frame)
+        events: list[bytes] = []
+        for block in parser.blocks():
+            if block.startswith(b"Event: "):
+                events.append(block)
+                continue
+            reply, junk = read_frame(block)
+            if reply is None or not reply.is_response:
+                events.append(block)  # debris, or an event behind it: the consumer's to log
+                continue
+            if junk:
+                log_junk(block)
+            self._reply(reply)
+        if events:
+            self._call(self.on_blocks, events, f"a read of {len(events)} frames")
 
-    def _call(self, handler: Callable[[Any], None], argument: Any, frame: Frame) -> None:
+    def _reply(self, frame: Frame) -> None:
+        """Hands a reply to whoever waits for its ActionID (nobody: someone else's action)."""
+        action_id = frame.action_id
+        with self._pending_lock:
+            waiter = self._pending.get(action_id) if action_id else None
+        if waiter is not None:
+            waiter.reply = frame
+            waiter.done.set()
+
+    def _call(self, handler: Callable[[Any], None], argument: Any, what: str) -> None:
         try:
             handler(argument)
         except Exception:
             # pyst2's dispatch thread dies here and every later event is lost.
-            log.exception("AMI frame handler failed on %s; continuing", frame.name)
+            log.exception("AMI frame handler failed on %s; continuing", what)

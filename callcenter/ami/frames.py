@@ -151,31 +151,49 @@ class FrameParser:
         self._buffer += data
         return list(self.frames())
 
-    def frames(self) -> Iterator[Frame]:
+    def blocks(self) -> Iterator[bytes]:
+        """The bytes of each complete frame, in order, unparsed (blank lines before it dropped).
+
+        The AMI reader hands events on like this, so parsing them is the consumer's work and
+        the reader thread holds the GIL as little as possible (see ami/README.md)."""
         buffer = self._buffer
         start = 0
         while True:
             end = buffer.find(TERMINATOR, start)
             if end < 0:
                 break
-            block = bytes(buffer[start:end])
+            block = bytes(buffer[start:end]).lstrip(b"\r\n")
             start = end + 4
-            frame = parse_frame(block.lstrip(b"\r\n"))
-            if frame.junk or not frame.headers or frame.headers[0][0] not in _FIRST_KEYS:
-                # Junk glued in front of a real frame: keep the frame, drop the junk.
-                trimmed = _trim_leading_junk(frame)
-                self.junk_frames += 1
-                log.warning("skipped garbage in the AMI stream: %r", block[:80])
-                if trimmed is None:
-                    continue
-                frame = trimmed
-            yield frame
+            yield block
         if start:
             del buffer[:start]
         if len(buffer) > MAX_FRAME_BYTES:
             log.error("dropped %d bytes without a frame terminator", len(buffer))
             self.junk_frames += 1
             buffer.clear()
+
+    def frames(self) -> Iterator[Frame]:
+        for block in self.blocks():
+            frame, junk = read_frame(block)
+            if junk:
+                self.junk_frames += 1
+                log_junk(block)
+            if frame is not None:
+                yield frame
+
+
+def read_frame(block: bytes) -> tuple[Frame | None, bool]:
+    """One frame's bytes as a Frame, and whether debris was dropped from it (the caller logs
+    it, with :func:`log_junk`). None: the block was all debris."""
+    frame = parse_frame(block)
+    if not frame.junk and frame.headers and frame.headers[0][0] in _FIRST_KEYS:
+        return frame, False
+    # Junk glued in front of a real frame: keep the frame, drop the junk.
+    return _trim_leading_junk(frame), True
+
+
+def log_junk(block: bytes) -> None:
+    log.warning("skipped garbage in the AMI stream: %r", block[:80])
 
 
 _FIRST_KEYS = ("Event", "Response", "Action")

@@ -21,7 +21,7 @@ from datetime import datetime
 from asterisk.manager import ManagerException
 
 from callcenter.ami.client import ActionTimeout, AmiSession, AuthenticationFailed
-from callcenter.ami.frames import Frame
+from callcenter.ami.frames import Frame, log_junk, read_frame
 from callcenter.ami.spool import Spool
 from callcenter.ami.store import (
     Batch,
@@ -55,6 +55,7 @@ class Counters:
     spooled_batches: int = 0
     connections: int = 0
     gap_closed_calls: int = 0
+    junk_frames: int = 0  # frames with debris, or debris alone (logged, skipped)
 
 
 class Listener:
@@ -153,7 +154,7 @@ class Listener:
         while not self._stopping.is_set():
             lost = threading.Event()
             session = AmiSession(
-                on_frames=self._enqueue,
+                on_blocks=self._enqueue,
                 action_timeout=s.ping_timeout_seconds,
                 on_lost=_setter(lost),
             )
@@ -221,8 +222,8 @@ class Listener:
         except ManagerException as exc:
             log.warning("AMI: reconcile request failed (%s)", exc)
 
-    def _enqueue(self, frames: list[Frame]) -> None:
-        self._queue.put((frames, utcnow()))  # blocks when full: backpressure, never a drop
+    def _enqueue(self, blocks: list[bytes]) -> None:
+        self._queue.put((blocks, utcnow()))  # blocks when full: backpressure, never a drop
 
     # -- consuming --------------------------------------------------------------------------
 
@@ -248,9 +249,15 @@ class Listener:
                 assert isinstance(item, tuple)
                 if not batch:
                     opened = time.monotonic()
-                frames, received_at = item
-                for frame in frames:
-                    self._handle(frame, received_at, batch)
+                blocks, received_at = item
+                for block in blocks:
+                    # Parsed here, not on the reader thread: see AmiSession.on_blocks.
+                    frame, junk = read_frame(block)
+                    if junk:
+                        self.counters.junk_frames += 1
+                        log_junk(block)
+                    if frame is not None:
+                        self._handle(frame, received_at, batch)
             if batch and (
                 len(batch) >= self.batch_max
                 or item is _IDLE

@@ -10,7 +10,7 @@ from asterisk.manager import Manager, ManagerException
 
 from callcenter.ami.client import ActionTimeout, AmiSession, AuthenticationFailed
 from callcenter.ami.fake_server import Chunk, FakeAsterisk, Recording, coalesce
-from callcenter.ami.frames import Frame, FrameParser
+from callcenter.ami.frames import Frame, FrameParser, read_frame
 from tests.ami.helpers import make_listener, wait_for
 from tests.conftest import TRACES
 
@@ -75,6 +75,32 @@ def test_replies_are_matched_by_action_id_amid_other_replies() -> None:
         session.close()
     sent = [dict(a)["ActionID"] for a in fake.received if ("Action", "Ping") in a]
     assert [r.get_header("ActionID") for r in replies] == sent
+
+
+def test_on_blocks_hands_on_events_unparsed_in_order_and_still_matches_replies() -> None:
+    # The listener's path: events go on as bytes, parsed on the consumer's thread. Replies to
+    # the capture's own actions, some behind binary debris, must be kept out of the events.
+    chunks: list[Chunk] = []
+    for chunk in Recording.load(ACTIONS).frames:
+        if chunk.data.startswith(b"Response: "):
+            chunk = Chunk(b"\x01\x02" + chunk.data)
+        chunks.append(chunk)
+    expected = recorded_events(ACTIONS)
+    blocks: list[bytes] = []
+    with FakeAsterisk([coalesce(chunks, 4096)], close_at_end=False) as fake:
+        session = AmiSession(on_blocks=blocks.extend)
+        session.connect("127.0.0.1", fake.port)
+        session.login("backend112", "ttu112secret")
+        pongs = [session.ping() for _ in range(5)]
+        wait_for(lambda: len(blocks) >= len(expected), "every event handed on")
+        session.close()
+
+    assert all(isinstance(block, bytes) for block in blocks)
+    events = [read_frame(block) for block in blocks]
+    assert [(frame.headers, junk) for frame, junk in events if frame] == [
+        (frame.headers, False) for frame in expected
+    ]
+    assert [pong.get_header("Ping") for pong in pongs] == ["Pong"] * 5
 
 
 def test_status_and_queuestatus_lists_swallow_no_event() -> None:
