@@ -146,7 +146,8 @@ def classify_call(
     else Conflict and nothing changes. A request that changes nothing (same classification,
     reason and note) is accepted and writes nothing. Returns the call's summary row as it is now.
 
-    This is the operators' hot path: four statements, each built once at import.
+    This is the operators' hot path: three statements (four when the caller's counts move),
+    each built once at import.
     """
     current = connection.execute(
         _SELECT_USER_AND_CALL, {"user_id": user_id, "call_id": call_id}
