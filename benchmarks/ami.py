@@ -53,10 +53,11 @@ _ID = re.compile(rb"\b1795\d{6}\.(\d+)\b")
 
 
 def call_templates() -> list[list[bytes]]:
-    """One Local-channel call and one PJSIP call, as recorded (events only)."""
+    """One Local-channel call and one PJSIP call, as recorded (events only), each event with the
+    Timestamp header Asterisk adds as the project configures it (timestampevents = yes)."""
     templates = []
     for name in ("01-answered", "20-pjsip-answered"):
-        frames = Recording.load(TRACES / name).frames
+        frames = Recording.load(TRACES / name, stamp=True).frames
         templates.append([c.data for c in frames if c.data.startswith(b"Event: ")])
     return templates
 

@@ -109,6 +109,7 @@ class Listener:
             self.tracker.resume(open_calls)
             self._resume_gap = max(c.last_event_at for c in open_calls)
             log.info("resuming %d open calls", len(open_calls))
+        self.store.start()
         for target, name in ((self._consume, "ami-consumer"), (self._connect_loop, "ami-conn")):
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
@@ -124,6 +125,7 @@ class Listener:
         self._threads[1].join(timeout)
         self._queue.put(None)
         self._threads[0].join(timeout)
+        self.store.close()
 
     def wait(self, timeout: float | None = None) -> bool:
         """Until the stream ends (stop_at_eof) and everything read is stored."""
@@ -132,7 +134,10 @@ class Listener:
             return False
         self._queue.put(None)
         self._threads[0].join(timeout)
-        return not self._threads[0].is_alive()
+        if self._threads[0].is_alive():
+            return False
+        self.store.close()
+        return True
 
     def readiness(self) -> str:
         """ "ok", or why the listener is not doing its job (for /readyz)."""
