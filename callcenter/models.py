@@ -21,6 +21,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from callcenter.ami.frames import headers_of
 from callcenter.db import UTCDateTime, utcnow
 
 NAMING_CONVENTION = {
@@ -232,10 +233,17 @@ class CallEvent(Base):
     name: Mapped[str] = mapped_column(String(64))
     event_time: Mapped[datetime] = mapped_column(UTCDateTime)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    # Headers in wire order, repeated keys kept: [[key, value], ...].
-    headers: Mapped[list[list[str]]] = mapped_column(JSON)
+    # The frame as read, "Key: Value" lines joined by CRLF (UTF-8; a line that was not UTF-8
+    # on the wire is read as Latin-1). Text, not parsed JSON: the listener never splits an
+    # event into its headers just to store it.
+    raw: Mapped[str] = mapped_column(Text)
 
     call: Mapped[Call | None] = relationship(back_populates="events")
+
+    @property
+    def headers(self) -> list[tuple[str, str]]:
+        """In wire order, repeated keys kept."""
+        return headers_of(self.raw)
 
 
 class ClassificationChange(Base):

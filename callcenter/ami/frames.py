@@ -31,7 +31,6 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 
 log = logging.getLogger(__name__)
 
@@ -52,14 +51,47 @@ def decode_value(raw: bytes) -> str:
         return raw.decode("latin-1")
 
 
-@dataclass(slots=True)
 class Frame:
-    """One AMI message: headers in wire order, with the exact bytes it came from."""
+    """One AMI message: headers in wire order, with the exact bytes it came from.
 
-    headers: list[tuple[str, str]]
-    raw: bytes = b""
-    junk: list[str] = field(default_factory=list)
-    _first: dict[str, str] | None = field(default=None, repr=False, compare=False)
+    An event read off the wire is kept as its text and looked up in place (``get`` finds the
+    line): the listener asks an event for a few headers, and splitting every one of its ~20
+    lines into strings and tuples was most of the cost of reading it. ``headers`` splits them
+    when someone asks for them all.
+    """
+
+    __slots__ = ("_first", "_headers", "_text", "junk", "raw")
+
+    def __init__(
+        self,
+        headers: list[tuple[str, str]] | None = None,
+        raw: bytes = b"",
+        junk: list[str] | None = None,
+        *,
+        text: str | None = None,
+    ) -> None:
+        self._headers = headers if headers is not None or text is not None else []
+        self._text = text
+        self.raw = raw
+        self.junk = junk if junk is not None else []
+        self._first: dict[str, str] | None = None
+
+    @property
+    def headers(self) -> list[tuple[str, str]]:
+        headers = self._headers
+        if headers is None:
+            assert self._text is not None
+            headers, self.junk = _split_headers(self._text.split("\r\n"))
+            self._headers = headers
+        return headers
+
+    @property
+    def text(self) -> str:
+        """The frame as text, its lines joined by CRLF (what ``call_events.raw`` stores)."""
+        text = self._text
+        if text is None:
+            text = self._text = "\r\n".join(f"{k}: {v}" for k, v in self.headers)
+        return text
 
     def _index(self) -> dict[str, str]:
         first = self._first
@@ -69,10 +101,17 @@ class Frame:
         return first
 
     def __getitem__(self, key: str) -> str:
-        return self._index()[key]
+        value = self.get(key)
+        if value is None:
+            raise KeyError(key)
+        return value
 
     def get(self, key: str, default: str | None = None) -> str | None:
         """The first value of ``key`` (Asterisk's own header comes before user headers)."""
+        if self._headers is None:
+            assert self._text is not None
+            value = _find(self._text, key)
+            return default if value is None else value
         return self._index().get(key, default)
 
     def get_all(self, key: str) -> list[str]:
@@ -100,6 +139,32 @@ class Frame:
         """A stable hash of the frame's bytes: the same event delivered twice has the same one."""
         return hashlib.blake2b(self.raw, digest_size=16).hexdigest()
 
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Frame):
+            return NotImplemented
+        return (self.headers, self.raw) == (other.headers, other.raw)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, as the dataclass it replaced
+
+    def __repr__(self) -> str:
+        return f"Frame({self.headers!r}, raw={self.raw!r})"
+
+
+def _find(text: str, key: str) -> str | None:
+    """The value on the first ``key:`` line of ``text``, as ``parse_frame`` would read it."""
+    prefix = key + ":"
+    if text.startswith(prefix):
+        start = len(prefix)
+    else:
+        at = text.find("\r\n" + prefix)
+        if at < 0:
+            return None
+        start = at + len(prefix) + 2
+    if text.startswith(" ", start):
+        start += 1
+    end = text.find("\r\n", start)
+    return text[start:] if end < 0 else text[start:end]
+
 
 def parse_frame(block: bytes) -> Frame:
     """Parse one frame's bytes (without the blank-line terminator)."""
@@ -108,6 +173,16 @@ def parse_frame(block: bytes) -> Frame:
     except UnicodeDecodeError:
         # Only the lines that are not UTF-8 are read as Latin-1 (keys are ASCII).
         lines = [decode_value(line) for line in block.split(b"\r\n")]
+    headers, junk = _split_headers(lines)
+    return Frame(headers, raw=block, junk=junk)
+
+
+def headers_of(text: str) -> list[tuple[str, str]]:
+    """The headers of a frame stored as text (``call_events.raw``)."""
+    return _split_headers(text.split("\r\n"))[0]
+
+
+def _split_headers(lines: list[str]) -> tuple[list[tuple[str, str]], list[str]]:
     headers: list[tuple[str, str]] = []
     junk: list[str] = []
     append = headers.append
@@ -120,7 +195,7 @@ def parse_frame(block: bytes) -> Frame:
             continue
         # AMI puts exactly one space after the colon; an empty value may have none.
         append((key, value.removeprefix(" ")))
-    return Frame(headers=headers, raw=block, junk=junk)
+    return headers, junk
 
 
 class FrameParser:
@@ -184,7 +259,16 @@ class FrameParser:
 
 def read_frame(block: bytes) -> tuple[Frame | None, bool]:
     """One frame's bytes as a Frame, and whether debris was dropped from it (the caller logs
-    it, with :func:`log_junk`). None: the block was all debris."""
+    it, with :func:`log_junk`). None: the block was all debris.
+
+    An event that starts as Asterisk starts one and is UTF-8 is kept as text, looked up in
+    place (see :class:`Frame`); a line in it that is not a header stays in its text, unlogged,
+    and no lookup sees it. Anything else is parsed here, and its debris dropped and reported."""
+    if block.startswith(b"Event: "):
+        try:
+            return Frame(raw=block, text=block.decode("utf-8")), False
+        except UnicodeDecodeError:
+            pass  # Latin-1 lines: parse_frame reads them one by one
     frame = parse_frame(block)
     if not frame.junk and frame.headers and frame.headers[0][0] in _FIRST_KEYS:
         return frame, False

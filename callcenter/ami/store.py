@@ -319,7 +319,7 @@ class CallStore:
                 _text(e.frame.name, 64) or "",
                 when(e.event_time),
                 arrival[e.received_at],
-                orjson.dumps(_headers(e.frame)).decode(),
+                _raw_text(e.frame),
             )
             for e in events
         ]
@@ -333,9 +333,7 @@ class CallStore:
         )
 
 
-_EVENT_COLUMNS = (
-    "pbx, dedup_key, call_id, uniqueid, linkedid, name, event_time, received_at, headers"
-)
+_EVENT_COLUMNS = "pbx, dedup_key, call_id, uniqueid, linkedid, name, event_time, received_at, raw"
 
 
 def _copy_events(session: Session, rows: list[tuple[Any, ...]]) -> None:
@@ -371,7 +369,7 @@ def _copy_events_deduplicated(cursor: psycopg.Cursor[Any], rows: list[tuple[Any,
     cursor.execute(
         "CREATE TEMP TABLE IF NOT EXISTS call_events_in (n integer, pbx text, dedup_key text, "
         "call_id bigint, uniqueid text, linkedid text, name text, event_time timestamptz, "
-        "received_at timestamptz, headers json) ON COMMIT DELETE ROWS"
+        "received_at timestamptz, raw text) ON COMMIT DELETE ROWS"
     )
     with cursor.copy(f"COPY call_events_in (n, {_EVENT_COLUMNS}) FROM STDIN") as copy:
         for n, row in enumerate(rows):
@@ -395,10 +393,9 @@ def _same(value: datetime) -> datetime:
     return value
 
 
-def _headers(frame: Frame) -> list[tuple[str, str]] | list[list[str | None]]:
-    if b"\x00" not in frame.raw:
-        return frame.headers  # JSON writes the pairs as lists
-    return [[_text(k, 1 << 20), _text(v, 1 << 20)] for k, v in frame.headers]
+def _raw_text(frame: Frame) -> str:
+    text = frame.text
+    return text.replace("\x00", "\\x00") if "\x00" in text else text  # as in _text
 
 
 def _json_safe(data: dict[str, Any]) -> dict[str, Any]:

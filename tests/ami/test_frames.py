@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from callcenter.ami.frames import Frame, FrameParser, parse_frame
+from callcenter.ami.frames import Frame, FrameParser, decode_value, parse_frame, read_frame
 from tests.conftest import TRACES
 
 ANSWERED = TRACES / "01-answered"
@@ -102,3 +102,45 @@ def test_a_value_with_no_space_and_empty_values() -> None:
         ("Language", "en"),
         ("Exten", ""),
     ]
+
+
+def test_an_event_looked_up_in_place_reads_as_the_full_parse_does() -> None:
+    # Every event of every trace: each key, a missing one, and a key that is a prefix of others.
+    checked = 0
+    for folder in sorted(p for p in TRACES.iterdir() if (p / "ami.raw").exists()):
+        parser = FrameParser()
+        parser.push((folder / "ami.raw").read_bytes())
+        parser.take_line()
+        for block in parser.blocks():
+            if not block.startswith(b"Event: "):
+                continue
+            lazy, junk = read_frame(block)
+            full = parse_frame(block)
+            assert lazy is not None
+            assert not junk
+            for key in [k for k, _ in full.headers] + ["NoSuchHeader", "Caller", "Uniqu"]:
+                assert lazy.get(key) == full.get(key), (folder.name, key)
+            assert lazy.name == full.name
+            # The text is the bytes as read (a Latin-1 line as Latin-1), so it can be stored.
+            assert lazy.text == "\r\n".join(decode_value(line) for line in block.split(b"\r\n"))
+            assert lazy.headers == full.headers
+            checked += 1
+    assert checked > 1000
+
+
+def test_an_event_with_a_stray_line_keeps_it_in_its_text_and_lookups_skip_it() -> None:
+    block = b"Event: Hangup\r\nnot a header\r\nUniqueid: 1.2\r\nCause:16\r\nEmpty:"
+    frame, junk = read_frame(block)
+    assert frame is not None
+    assert not junk
+    assert (frame["Uniqueid"], frame["Cause"], frame.get("Empty")) == ("1.2", "16", "")
+    assert frame.get("not a header") is None
+    assert frame.text == block.decode()
+    assert frame.headers == [
+        ("Event", "Hangup"),
+        ("Uniqueid", "1.2"),
+        ("Cause", "16"),
+        ("Empty", ""),
+    ]
+    with pytest.raises(KeyError):
+        frame["Channel"]

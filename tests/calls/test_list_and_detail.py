@@ -155,7 +155,7 @@ def test_detail_has_events_history_and_etag(
                 linkedid=call.linkedid,
                 name="Newchannel",
                 event_time=call.started_at,
-                headers=[["Event", "Newchannel"], ["Uniqueid", call.uniqueid]],
+                raw=f"Event: Newchannel\r\nUniqueid: {call.uniqueid}",
             )
         )
         call_id = call.id

@@ -1,0 +1,77 @@
+"""call_events keep each frame as its text (raw) instead of its headers as JSON
+
+The listener stores about 20,000 events a second at peak; splitting every event into headers
+only to store them as JSON was the largest part of its work. The API still serves the headers,
+split from the text when a call's events are read.
+
+Revision ID: 0005_call_events_raw
+Revises: 0004_incidents
+Create Date: 2026-11-29 03:20:00
+"""
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import op
+
+from callcenter.ami.frames import headers_of
+
+revision: str = "0005_call_events_raw"
+down_revision: str | None = "0004_incidents"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+_CHUNK = 5000
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("call_events") as batch_op:
+        batch_op.add_column(sa.Column("raw", sa.Text(), nullable=True))
+    _convert("headers", "raw", _headers_to_text)
+    with op.batch_alter_table("call_events") as batch_op:
+        batch_op.alter_column("raw", existing_type=sa.Text(), nullable=False)
+        batch_op.drop_column("headers")
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("call_events") as batch_op:
+        batch_op.add_column(sa.Column("headers", sa.JSON(), nullable=True))
+    _convert("raw", "headers", _text_to_headers)
+    with op.batch_alter_table("call_events") as batch_op:
+        batch_op.alter_column("headers", existing_type=sa.JSON(), nullable=False)
+        batch_op.drop_column("raw")
+
+
+def _headers_to_text(headers: Any) -> str:
+    if isinstance(headers, str):  # SQLite hands JSON back as text
+        headers = json.loads(headers)
+    return "\r\n".join(f"{key}: {value}" for key, value in headers)
+
+
+def _text_to_headers(raw: Any) -> str:
+    return json.dumps([[key, value] for key, value in headers_of(raw)])
+
+
+def _convert(source: str, target: str, convert: Any) -> None:
+    """Fill ``target`` from ``source``, a chunk of rows at a time, in id order."""
+    connection = op.get_bind()
+    last = 0
+    while True:
+        rows = connection.execute(
+            sa.text(
+                f"SELECT id, {source} FROM call_events WHERE id > :last ORDER BY id LIMIT {_CHUNK}"
+            ),
+            {"last": last},
+        ).all()
+        if not rows:
+            return
+        # PostgreSQL takes JSON from text only when told; SQLite keeps JSON as text.
+        json_target = target == "headers" and connection.dialect.name == "postgresql"
+        cast = "CAST(:value AS JSON)" if json_target else ":value"
+        connection.execute(
+            sa.text(f"UPDATE call_events SET {target} = {cast} WHERE id = :id"),
+            [{"id": row_id, "value": convert(value)} for row_id, value in rows],
+        )
+        last = rows[-1][0]

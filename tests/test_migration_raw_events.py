@@ -1,0 +1,72 @@
+"""Migration 0005: stored events move from headers JSON to their text, and back, losing nothing."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from alembic import command
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from callcenter.db import make_engine
+from callcenter.migrate import alembic_config, upgrade
+from tests.conftest import POSTGRES_ADMIN_URL
+
+HEADERS = [
+    ["Event", "NewCallerid"],
+    ["CallerIDName", "José Amáral"],  # read as Latin-1 off the wire
+    ["ChanVariable", "A=1"],
+    ["ChanVariable", "B=2"],  # repeated keys stay, in order
+    ["Data", "a: b"],
+    ["Empty", ""],
+]
+TEXT = "Event: NewCallerid\r\nCallerIDName: José Amáral\r\nChanVariable: A=1\r\n" + (
+    "ChanVariable: B=2\r\nData: a: b\r\nEmpty: "
+)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database of its own, not migrated: this test walks the migrations itself."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'migrate.db'}"
+        return
+    admin = make_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    name = f"cc_migrate_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    yield make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def test_events_keep_every_header_through_upgrade_and_downgrade(empty_database: str) -> None:
+    engine = make_engine(empty_database)
+    upgrade(engine, "0004_incidents")
+    with engine.begin() as connection:
+        for n in range(3):
+            connection.execute(
+                text(
+                    "INSERT INTO call_events (pbx, dedup_key, name, event_time, received_at, "
+                    "headers) VALUES ('pbx', :key, 'NewCallerid', :t, :t, :headers)"
+                ),
+                {"key": f"k{n}", "t": "2026-11-28 01:00:00", "headers": json.dumps(HEADERS)},
+            )
+    upgrade(engine)
+    with engine.connect() as connection:
+        raws = connection.execute(text("SELECT raw FROM call_events ORDER BY id")).scalars().all()
+    assert raws == [TEXT] * 3
+
+    config = alembic_config(engine)
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0004_incidents")
+    with engine.connect() as connection:
+        back = connection.execute(text("SELECT headers FROM call_events")).scalars().all()
+    engine.dispose()
+    assert [json.loads(h) if isinstance(h, str) else h for h in back] == [HEADERS] * 3
