@@ -31,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Iterator
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,7 @@ class Frame:
     """
 
     __slots__ = ("_first", "_headers", "_text", "junk", "raw")
+    # _first: the first value of each key (all of them once split; a text's looked-up ones)
 
     def __init__(
         self,
@@ -74,7 +76,7 @@ class Frame:
         self._text = text
         self.raw = raw
         self.junk = junk if junk is not None else []
-        self._first: dict[str, str] | None = None
+        self._first: dict[str, str | None] | None = None
 
     @property
     def headers(self) -> list[tuple[str, str]]:
@@ -83,6 +85,7 @@ class Frame:
             assert self._text is not None
             headers, self.junk = _split_headers(self._text.split("\r\n"))
             self._headers = headers
+            self._first = None  # it held looked-up values only; _index builds the whole
         return headers
 
     @property
@@ -93,7 +96,7 @@ class Frame:
             text = self._text = "\r\n".join(f"{k}: {v}" for k, v in self.headers)
         return text
 
-    def _index(self) -> dict[str, str]:
+    def _index(self) -> dict[str, str | None]:
         first = self._first
         if first is None:
             # reversed: the first occurrence of a repeated key is the one that stays.
@@ -109,8 +112,14 @@ class Frame:
     def get(self, key: str, default: str | None = None) -> str | None:
         """The first value of ``key`` (Asterisk's own header comes before user headers)."""
         if self._headers is None:
-            assert self._text is not None
-            value = _find(self._text, key)
+            # Looked up in the text; each key once (the listener asks for Uniqueid ~4 times).
+            seen = self._first
+            if seen is None:
+                seen = self._first = {}
+            value = seen.get(key, _UNSEEN)
+            if value is _UNSEEN:
+                assert self._text is not None
+                value = seen[key] = _find(self._text, key)
             return default if value is None else value
         return self._index().get(key, default)
 
@@ -124,11 +133,17 @@ class Frame:
 
     @property
     def is_event(self) -> bool:
-        return bool(self.headers) and self.headers[0][0] == "Event"
+        return self._first_key() == "Event"
 
     @property
     def is_response(self) -> bool:
-        return bool(self.headers) and self.headers[0][0] == "Response"
+        return self._first_key() == "Response"
+
+    def _first_key(self) -> str | None:
+        if self._headers is None:
+            assert self._text is not None
+            return self._text[: self._text.find(":")]
+        return self._headers[0][0] if self._headers else None
 
     @property
     def action_id(self) -> str | None:
@@ -150,16 +165,23 @@ class Frame:
         return f"Frame({self.headers!r}, raw={self.raw!r})"
 
 
+_UNSEEN: Any = object()
+_NEEDLES: dict[str, tuple[str, str]] = {}
+
+
 def _find(text: str, key: str) -> str | None:
     """The value on the first ``key:`` line of ``text``, as ``parse_frame`` would read it."""
-    prefix = key + ":"
-    if text.startswith(prefix):
-        start = len(prefix)
+    needles = _NEEDLES.get(key)
+    if needles is None:
+        needles = _NEEDLES[key] = (key + ":", "\r\n" + key + ":")
+    first, later = needles
+    if text.startswith(first):
+        start = len(first)
     else:
-        at = text.find("\r\n" + prefix)
+        at = text.find(later)
         if at < 0:
             return None
-        start = at + len(prefix) + 2
+        start = at + len(later)
     if text.startswith(" ", start):
         start += 1
     end = text.find("\r\n", start)

@@ -382,11 +382,16 @@ def _copy_events_deduplicated(cursor: psycopg.Cursor[Any], rows: list[tuple[Any,
 
 
 def _sqlite_time(value: datetime) -> str:
-    # The exact text SQLAlchemy's DateTime stores on SQLite (UTC, naive, microseconds);
-    # isoformat, as it is several times quicker than strftime.
+    """The exact text SQLAlchemy's DateTime stores on SQLite (UTC, naive, microseconds):
+    isoformat, several times quicker than strftime, cut before its "+00:00".
+
+    >>> from datetime import timedelta, timezone
+    >>> _sqlite_time(datetime(2026, 11, 28, 9, 2, 3, 45, tzinfo=timezone(timedelta(hours=8))))
+    '2026-11-28 01:02:03.000045'
+    """
     if value.tzinfo is not UTC:
         value = value.astimezone(UTC)
-    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+    return value.isoformat(" ", "microseconds")[:26]
 
 
 def _same(value: datetime) -> datetime:

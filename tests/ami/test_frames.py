@@ -144,3 +144,16 @@ def test_an_event_with_a_stray_line_keeps_it_in_its_text_and_lookups_skip_it() -
     ]
     with pytest.raises(KeyError):
         frame["Channel"]
+
+
+def test_the_listener_s_questions_leave_an_event_unsplit() -> None:
+    frame, _ = read_frame(b"Event: Hangup\r\nUniqueid: 1.2\r\nActionID: 7\r\nCause: 16")
+    assert frame is not None
+    assert (frame.is_event, frame.is_response, frame.action_id, frame.name) == (
+        True,
+        False,
+        "7",
+        "Hangup",
+    )
+    assert frame.get("Uniqueid") == "1.2"
+    assert frame._headers is None  # looked up in the text, never split into headers
