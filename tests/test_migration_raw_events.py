@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from alembic import command
-from sqlalchemy import text
+from sqlalchemy import Engine, inspect, text
 from sqlalchemy.engine import make_url
 
 from callcenter.db import make_engine
@@ -61,6 +61,7 @@ def test_events_keep_every_header_through_upgrade_and_downgrade(empty_database: 
     with engine.connect() as connection:
         raws = connection.execute(text("SELECT raw FROM call_events ORDER BY id")).scalars().all()
     assert raws == [TEXT] * 3
+    assert "ix_call_events_pbx_uniqueid" not in _indexes(engine)
 
     config = alembic_config(engine)
     with engine.begin() as connection:
@@ -68,5 +69,10 @@ def test_events_keep_every_header_through_upgrade_and_downgrade(empty_database: 
         command.downgrade(config, "0004_incidents")
     with engine.connect() as connection:
         back = connection.execute(text("SELECT headers FROM call_events")).scalars().all()
+    assert "ix_call_events_pbx_uniqueid" in _indexes(engine)
     engine.dispose()
     assert [json.loads(h) if isinstance(h, str) else h for h in back] == [HEADERS] * 3
+
+
+def _indexes(engine: Engine) -> set[str]:
+    return {str(index["name"]) for index in inspect(engine).get_indexes("call_events")}
