@@ -111,6 +111,7 @@ def core_rate(url: str, stream: bytes, frames: int) -> float:
     store = CallStore(make_sessionmaker(engine), pbx=f"bench-{uuid.uuid4().hex[:6]}")
     tracker = CallTracker(inbound_context="from-pstn", inbound_extensions=["112"])
     parser = FrameParser()
+    store.start()  # as the listener does (SQLite checkpoints on their own thread)
     start = time.perf_counter()
     batch = Batch()
     for offset in range(0, len(stream), 65536):
@@ -127,6 +128,7 @@ def core_rate(url: str, stream: bytes, frames: int) -> float:
                 batch = Batch()
     store.write(batch)
     elapsed = time.perf_counter() - start
+    store.close()
     engine.dispose()
     return frames / elapsed
 
