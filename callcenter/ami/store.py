@@ -149,6 +149,13 @@ class CallStore:
         except DBAPIError as exc:
             self._caller_ids.clear()
             raise StoreRejected(f"{type(exc.orig).__name__}: {exc.orig}") from exc
+        # COPY runs on psycopg's own cursor: its errors reach here unwrapped.
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            self._caller_ids.clear()
+            raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        except psycopg.Error as exc:
+            self._caller_ids.clear()
+            raise StoreRejected(f"{type(exc).__name__}: {exc}") from exc
 
     def load_open_calls(self) -> list[CallState]:
         """Snapshots of calls left open by a previous listener, so the tracker resumes them."""
