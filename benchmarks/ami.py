@@ -31,7 +31,7 @@ from callcenter.ami.fake_server import Chunk, FakeAsterisk, Recording, coalesce
 from callcenter.ami.frames import FrameParser
 from callcenter.ami.listener import Listener
 from callcenter.ami.spool import Spool
-from callcenter.ami.store import Batch, CallStore, StoredEvent
+from callcenter.ami.store import Batch, CallStore
 from callcenter.ami.tracker import CallTracker
 from callcenter.db import make_engine, make_sessionmaker
 from callcenter.gc_tuning import tune_for_throughput
@@ -119,10 +119,7 @@ def core_rate(url: str, stream: bytes, frames: int) -> float:
         now = datetime.now(UTC)
         for frame in parser.frames():
             tracked = tracker.feed(frame, now)
-            event = None
-            if tracked.call_uniqueid is not None:
-                event = StoredEvent(frame, tracked.event_time, now, tracked.call_uniqueid)
-            batch.add(event, tracked.changed)
+            batch.add_tracked(frame, tracked, now)
             if len(batch) >= 2000:
                 store.write(batch)
                 batch = Batch()

@@ -28,16 +28,22 @@ class WalCheckpointer:
     """Checkpoints the engine's database file every ``interval`` seconds until stopped."""
 
     def __init__(self, engine: Engine, *, interval: float = 0.2) -> None:
-        database = engine.url.database
-        if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        if not self.applies_to(engine):
             raise ValueError("WAL checkpoints are for an SQLite database file")
-        self.database = database
+        assert engine.url.database is not None
+        self.database = engine.url.database
         self.interval = interval
         self.checkpoints = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sqlite-checkpoint", daemon=True)
         event.listen(engine, "checkout", _no_autocheckpoint)
         self._engine = engine
+
+    @staticmethod
+    def applies_to(engine: Engine) -> bool:
+        """An SQLite database file (in memory there is no WAL to checkpoint)."""
+        database = engine.url.database
+        return engine.dialect.name == "sqlite" and database not in (None, "", ":memory:")
 
     def start(self) -> None:
         self._thread.start()

@@ -26,7 +26,6 @@ from callcenter.ami.spool import Spool
 from callcenter.ami.store import (
     Batch,
     CallStore,
-    StoredEvent,
     StoreRejected,
     StoreUnavailable,
 )
@@ -284,10 +283,7 @@ class Listener:
         except Exception:  # a frame the tracker chokes on must not stop the listener
             log.exception("AMI tracker failed on %s; frame skipped", frame.name)
             return
-        event = None
-        if tracked.call_uniqueid is not None:
-            event = StoredEvent(frame, tracked.event_time, received_at, tracked.call_uniqueid)
-        batch.add(event, tracked.changed)
+        batch.add_tracked(frame, tracked, received_at)
 
     def _reconcile_item(self, action_id: str, frame: Frame, batch: Batch) -> None:
         pending = self._reconciles[action_id]

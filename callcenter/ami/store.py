@@ -24,7 +24,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from callcenter.ami.frames import Frame
-from callcenter.ami.tracker import CallState
+from callcenter.ami.tracker import CallState, Tracked
 from callcenter.db import utcnow
 from callcenter.models import Call, Caller, CallerIdStatus, CallEvent, Outcome
 from callcenter.phone import CallerNumber, normalise
@@ -60,6 +60,14 @@ class Batch:
             self.events.append(event)
         if changed is not None:
             self.calls[changed.uniqueid] = changed
+
+    def add_tracked(self, frame: Frame, tracked: Tracked, received_at: datetime) -> None:
+        """What the tracker made of a frame: its event row, if it belongs to a call, and the
+        call's change."""
+        event = None
+        if tracked.call_uniqueid is not None:
+            event = StoredEvent(frame, tracked.event_time, received_at, tracked.call_uniqueid)
+        self.add(event, tracked.changed)
 
 
 _CALLS: Table = Call.__table__  # type: ignore[assignment]
@@ -119,9 +127,8 @@ class CallStore:
     def start(self) -> None:
         """Before a stream of writes: on an SQLite file, checkpoints move to a thread of their
         own (see callcenter.sqlite_checkpoints)."""
-        engine = self.engine
-        if engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
-            self._checkpointer = WalCheckpointer(engine)
+        if WalCheckpointer.applies_to(self.engine):
+            self._checkpointer = WalCheckpointer(self.engine)
             self._checkpointer.start()
 
     def close(self) -> None:

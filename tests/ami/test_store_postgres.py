@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from callcenter.ami import store as store_module
 from callcenter.ami.fake_server import Recording
 from callcenter.ami.frames import read_frame
-from callcenter.ami.store import Batch, CallStore, StoredEvent, StoreRejected, StoreUnavailable
+from callcenter.ami.store import Batch, CallStore, StoreRejected, StoreUnavailable
 from callcenter.ami.tracker import CallTracker
 from callcenter.db import make_engine, make_sessionmaker
 from callcenter.migrate import upgrade
@@ -29,10 +29,7 @@ def recorded_batch() -> Batch:
         if frame is None or not frame.is_event:
             continue
         tracked = tracker.feed(frame, now)
-        event = None
-        if tracked.call_uniqueid is not None:
-            event = StoredEvent(frame, tracked.event_time, now, tracked.call_uniqueid)
-        batch.add(event, tracked.changed)
+        batch.add_tracked(frame, tracked, now)
     return batch
 
 
