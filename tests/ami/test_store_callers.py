@@ -1,0 +1,71 @@
+"""The caller rows the store keeps from call states: each call counted once, in the caller its
+latest number belongs to, however the changes fall into batches (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Engine, select
+
+from callcenter.ami.store import Batch, CallStore
+from callcenter.ami.tracker import CallState
+from callcenter.db import make_sessionmaker
+from callcenter.models import Call, Caller
+
+T0 = datetime(2026, 11, 29, 1, 0, tzinfo=UTC)
+FIRST = "081234567890"
+SECOND = "081298765432"
+
+
+def call(uniqueid: str, number: str, minutes: int) -> CallState:
+    started = T0 + timedelta(minutes=minutes)
+    return CallState(
+        uniqueid=uniqueid,
+        linkedid=uniqueid,
+        channel=f"PJSIP/trunk-{uniqueid}",
+        started_at=started,
+        last_event_at=started,
+        caller_id_raw=number,
+    )
+
+
+def write(store: CallStore, *states: CallState) -> None:
+    batch = Batch()
+    for state in states:
+        batch.add(None, state)
+    store.write(batch)
+
+
+def callers(engine: Engine) -> dict[str, tuple[int, str, datetime]]:
+    with make_sessionmaker(engine)() as session:
+        rows = session.execute(
+            select(Caller.raw_last, Caller.call_count, Caller.last_seen_at, Caller.number_key)
+        )
+        return {r.number_key: (r.call_count, r.raw_last, r.last_seen_at) for r in rows}
+
+
+def test_each_call_counts_once_in_its_latest_callers_row(engine: Engine) -> None:
+    store = CallStore(make_sessionmaker(engine), pbx="pbx-a")
+    # One batch: two new calls from one number, the later one written first.
+    write(store, call("1.2", FIRST, 5), call("1.1", FIRST, 1))
+    # The same calls again (a later batch): counted once, not twice.
+    write(store, call("1.1", FIRST, 1), call("1.2", FIRST, 5))
+    (first_key,) = callers(engine)
+    assert callers(engine)[first_key] == (2, FIRST, T0 + timedelta(minutes=5))
+
+    # The first call's caller ID turns out to be another number, in the batch that adds a
+    # third call from the first number: one call moves, one is added.
+    write(store, call("1.1", SECOND, 1), call("1.3", FIRST, 9))
+    rows = callers(engine)
+    second_key = next(key for key in rows if key != first_key)
+    assert rows[first_key] == (2, FIRST, T0 + timedelta(minutes=9))
+    assert rows[second_key] == (1, SECOND, T0 + timedelta(minutes=1))
+
+    # A withheld number has no caller row: the call leaves the one it was in.
+    write(store, call("1.3", "", 9))
+    assert callers(engine)[first_key] == (1, FIRST, T0 + timedelta(minutes=9))
+
+    with make_sessionmaker(engine)() as session:
+        linked = {u: c for u, c in session.execute(select(Call.uniqueid, Call.caller_key_id))}
+        ids = {k: i for k, i in session.execute(select(Caller.number_key, Caller.id))}
+    assert linked == {"1.1": ids[second_key], "1.2": ids[first_key], "1.3": None}
