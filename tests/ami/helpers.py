@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import SecretStr
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, event, exists, func, select
 
 from callcenter.ami.fake_server import Chunk, FakeAsterisk, Recording, coalesce
 from callcenter.ami.listener import Listener
@@ -18,6 +18,7 @@ from callcenter.ami.spool import Spool
 from callcenter.ami.store import CallStore
 from callcenter.calls.export import export_rows
 from callcenter.db import make_engine, make_sessionmaker
+from callcenter.models import Call, CallEvent
 from callcenter.phone import normalise
 from callcenter.settings import AmiSettings
 from tests.conftest import TRACES
@@ -184,6 +185,25 @@ def assert_matches_expected(database_url: str, folder: Path, tolerance: float = 
     clock = wall_clock(folder)
     for call in calls:
         check_call(rows[call["uniqueid"]], call, clock, tolerance)
+    linked, orphans = linked_events(database_url)
+    assert orphans == 0
+    assert linked > 0 or not calls
+
+
+def linked_events(database_url: str) -> tuple[int, int]:
+    """(events linked to a call, of them those whose call_id names no stored call): call_events
+    has no foreign key (migration 0006), the listener's writes must keep the link."""
+    linked = CallEvent.call_id.is_not(None)
+    engine = make_engine(database_url)
+    with make_sessionmaker(engine)() as session:
+        count = session.scalar(select(func.count()).select_from(CallEvent).where(linked))
+        orphans = session.scalar(
+            select(func.count())
+            .select_from(CallEvent)
+            .where(linked, ~exists().where(Call.id == CallEvent.call_id))
+        )
+    engine.dispose()
+    return count or 0, orphans or 0
 
 
 def wait_for(condition: Callable[[], Any], what: str) -> None:
