@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
 from alembic import command
 from sqlalchemy import Engine, inspect, text
 
 from callcenter.db import make_engine
 from callcenter.migrate import alembic_config, upgrade
-from tests.conftest import new_postgres_database
 
 HEADERS = [
     ["Event", "NewCallerid"],
@@ -27,18 +23,8 @@ TEXT = "Event: NewCallerid\r\nCallerIDName: José Amáral\r\nChanVariable: A=1\r
 )
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A database of its own, not migrated: this test walks the migrations itself."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'migrate.db'}"
-        return
-    with new_postgres_database("cc_migrate") as url:
-        yield url
-
-
-def test_events_keep_every_header_through_upgrade_and_downgrade(empty_database: str) -> None:
-    engine = make_engine(empty_database)
+def test_events_keep_every_header_through_upgrade_and_downgrade(unmigrated_database: str) -> None:
+    engine = make_engine(unmigrated_database)
     upgrade(engine, "0004_incidents")
     with engine.begin() as connection:
         for n in range(3):

@@ -350,7 +350,7 @@ class CallStore:
         rows = [
             (
                 pbx,
-                e.frame.digest,
+                e.frame.dedup_key,
                 ids.get(e.call_uniqueid) if e.call_uniqueid else None,
                 _text(e.frame.get("Uniqueid"), 64),
                 _text(e.frame.get("Linkedid"), 64),

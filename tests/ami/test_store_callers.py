@@ -66,6 +66,6 @@ def test_each_call_counts_once_in_its_latest_callers_row(engine: Engine) -> None
     assert callers(engine)[first_key] == (1, FIRST, T0 + timedelta(minutes=9))
 
     with make_sessionmaker(engine)() as session:
-        linked = {u: c for u, c in session.execute(select(Call.uniqueid, Call.caller_key_id))}
-        ids = {k: i for k, i in session.execute(select(Caller.number_key, Caller.id))}
+        linked = dict(session.execute(select(Call.uniqueid, Call.caller_key_id)).all())
+        ids = dict(session.execute(select(Caller.number_key, Caller.id)).all())
     assert linked == {"1.1": ids[second_key], "1.2": ids[first_key], "1.3": None}
