@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -51,7 +52,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command != "migrate":
         # Readiness probes check the schema revision every few seconds: not worth a log line.
         logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)
-    code: int = args.func(args)
+    try:
+        code: int = args.func(args)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (`callcenter export calls | head`): stop quietly, as Unix tools
+        # do, and keep the interpreter's final flush from raising again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     return code
 
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,8 +15,10 @@ import pytest
 
 from callcenter.calls.export import EXPORT_FIELDS
 from callcenter.cli import main
+from callcenter.db import make_engine, make_sessionmaker
 from callcenter.settings import get_settings
 from tests.ami.helpers import OUTCOMES, expected_calls
+from tests.builders import make_call
 from tests.conftest import TRACES
 
 ANSWERED = TRACES / "20-pjsip-answered"
@@ -72,3 +77,29 @@ def test_replay_of_a_folder_of_traces_twice_is_idempotent(
 def test_reconcile_needs_a_log(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["reconcile", "--since", "2026-11-01"]) == 2
     assert "queue_log" in capsys.readouterr().out
+
+
+def test_export_into_a_closed_pipe_stops_quietly(database_url: str) -> None:
+    """`callcenter export calls | head -1`: the reader leaves early; no traceback."""
+    engine = make_engine(database_url)
+    with make_sessionmaker(engine).begin() as session:
+        for _ in range(1000):  # well over a pipe's 64 KiB of JSON lines
+            make_call(session)
+    engine.dispose()
+    script = str(Path(sys.executable).parent / "callcenter")
+    env = os.environ | {"CALLCENTER_DATABASE_URL": database_url}
+    with subprocess.Popen(
+        [script, "export", "calls", "--format", "jsonl"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    ) as export:
+        assert export.stdout is not None
+        assert export.stderr is not None
+        first = json.loads(export.stdout.readline())
+        export.stdout.close()
+        errors = export.stderr.read().decode()
+        code = export.wait(60)
+    assert first["outcome"] == "answered"
+    assert "Traceback" not in errors
+    assert code == 1
