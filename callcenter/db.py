@@ -49,8 +49,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=10000")
-    # 64 MiB of pages per connection, not SQLite's 2 MiB: call_events' unique index takes
-    # random keys, and once it outgrows the cache every insert reads pages back in.
+    # 64 MiB of pages per connection, not SQLite's 2 MiB: the index pages the AMI listener's
+    # inserts and updates touch stay in memory as call_events grows, instead of being read
+    # back in (whole listener on a 600,000-event file: about a tenth quicker).
     cursor.execute("PRAGMA cache_size=-65536")
     cursor.close()
 

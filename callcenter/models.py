@@ -228,7 +228,8 @@ class CallEvent(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     pbx: Mapped[str] = mapped_column(String(64))
-    # A hash of the frame: the same event delivered twice is stored once.
+    # The event's Timestamp and a hash of the frame (Frame.dedup_key): the same event delivered
+    # twice is stored once, and the keys grow with time.
     dedup_key: Mapped[str] = mapped_column(String(64))
     call_id: Mapped[int | None] = mapped_column(BigId, index=True)
     uniqueid: Mapped[str | None] = mapped_column(String(64))
