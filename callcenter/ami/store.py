@@ -364,11 +364,7 @@ class CallStore:
         if not sqlite:
             _copy_events(session, rows)
             return
-        session.connection().exec_driver_sql(
-            f"INSERT INTO call_events ({_EVENT_COLUMNS}) VALUES ({', '.join('?' * 9)}) "
-            "ON CONFLICT (pbx, dedup_key) DO NOTHING",
-            rows,
-        )
+        session.connection().exec_driver_sql(_INSERT_EVENTS_SQLITE, rows)
 
 
 # The stored columns with their PostgreSQL types: COPY's binary format needs the types, and
@@ -387,6 +383,11 @@ _EVENT_COLUMN_TYPES = {
 }
 _EVENT_COLUMNS = ", ".join(_EVENT_COLUMN_TYPES)
 _EVENT_TYPES = list(_EVENT_COLUMN_TYPES.values())
+_INSERT_EVENTS_SQLITE = (
+    f"INSERT INTO call_events ({_EVENT_COLUMNS}) "
+    f"VALUES ({', '.join('?' * len(_EVENT_COLUMN_TYPES))}) "
+    "ON CONFLICT (pbx, dedup_key) DO NOTHING"
+)
 
 
 def _copy_events(session: Session, rows: list[tuple[Any, ...]]) -> None:
