@@ -50,7 +50,12 @@ class FastAgiSettings(BaseModel):
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = 4573
-    max_sessions: int = 64
+    # Sessions at once; each is a thread waiting on its socket (README: memory per session).
+    max_sessions: int = 1000
+    # Peer addresses allowed to open sessions; empty: any peer that can reach host:port.
+    allowed_peers: list[str] = Field(default_factory=list)
+    # When set, the AGI URL must carry it: AGI(agi://host:4573/ivr?secret=...).
+    secret: SecretStr | None = None
 
 
 class PromptNames(BaseModel):

@@ -11,6 +11,7 @@ from callcenter.ami.listener import Listener
 from callcenter.ami.spool import Spool
 from callcenter.ami.store import CallStore, normalise_cached
 from callcenter.ami.tracker import CallState
+from callcenter.api.health import add_readiness_probe
 from callcenter.db import make_engine, make_sessionmaker
 from callcenter.gc_tuning import tune_for_throughput
 from callcenter.live import InProcessBus, make_live_bus
@@ -83,10 +84,7 @@ class AmiRuntime:
     def attach(self, app: FastAPI) -> None:
         """Share the live bus with the API and report the listener on /readyz."""
         app.state.live_bus = self.bus
-        probes = getattr(app.state, "readiness_probes", None)
-        if probes is None:
-            probes = app.state.readiness_probes = {}
-        probes["ami"] = self.listener.readiness
+        add_readiness_probe(app, "ami", self.listener.readiness)
 
     def start(self) -> None:
         tune_for_throughput()  # the event path allocates per header: see gc_tuning

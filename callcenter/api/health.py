@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine, text
 
 from callcenter.migrate import is_at_head
 
 router = APIRouter(tags=["health"])
+
+
+def add_readiness_probe(app: FastAPI, name: str, probe: Callable[[], str]) -> None:
+    """A part that runs beside the API (listener, FastAGI server) says "ok" or why not."""
+    probes = getattr(app.state, "readiness_probes", None)
+    if probes is None:
+        probes = app.state.readiness_probes = {}
+    probes[name] = probe
 
 
 @router.get("/healthz")

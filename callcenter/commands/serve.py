@@ -1,29 +1,46 @@
-"""`callcenter serve`: the whole backend in one process (API; AMI listener and FastAGI join it)."""
+"""`callcenter serve`: the whole backend in one process (API; AMI listener and FastAGI join it).
+
+Every part runs in this one process (the FastAGI server and the listener as threads), so
+nothing it starts can outlive it, whenever and however it is stopped. Shutdown (SIGTERM or
+Ctrl-C) is bounded: live streams are cut after SHUTDOWN_STREAMS seconds, callers still in the
+IVR get the FastAGI server's grace, and the listener stores its last batch.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import signal
+from types import FrameType
 from typing import Any
 
 import uvicorn
 
 from callcenter import migrate
+from callcenter.ami.pbx_lock import PbxLock, PbxLockHeld
 from callcenter.ami.runtime import AmiRuntime
 from callcenter.api.app import create_app
+from callcenter.api.health import add_readiness_probe
 from callcenter.db import make_engine
-from callcenter.ivr.server import start_subprocess, stop_subprocess
+from callcenter.ivr.server import FastAgiBindError, FastAgiServer
 from callcenter.settings import get_settings
 
 log = logging.getLogger(__name__)
+
+# uvicorn waits this long for open responses (the live streams never end) before it cuts them.
+SHUTDOWN_STREAMS = 2
 
 
 def register(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "serve", help="run the backend: REST API (+ AMI listener and FastAGI server when enabled)"
     )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address of the API (default %(default)s)"
+    )
+    parser.add_argument(
+        "--port", type=int, default=8000, help="port of the API (default %(default)s; 0: any)"
+    )
     parser.add_argument(
         "--workers",
         type=int,
@@ -39,7 +56,27 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
+class Stopped(Exception):
+    """SIGTERM or SIGINT: leave whatever is starting or running, then stop every part."""
+
+
+def _stop(signum: int, _frame: FrameType | None) -> None:
+    raise Stopped(signal.Signals(signum).name)
+
+
 def run(args: argparse.Namespace) -> int:
+    # From the first moment: a stop during start-up unwinds through the same clean-up. While
+    # uvicorn serves it takes these signals over; afterwards it re-raises the one it got here.
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    try:
+        return _run(args)
+    except Stopped as stopped:
+        log.info("stopped by %s", stopped)
+        return 0
+
+
+def _run(args: argparse.Namespace) -> int:
     settings = get_settings()
     if args.workers < 1:
         raise SystemExit("--workers must be at least 1")
@@ -65,23 +102,53 @@ def run(args: argparse.Namespace) -> int:
             port=args.port,
             workers=args.workers,
             log_level="info",
+            timeout_graceful_shutdown=SHUTDOWN_STREAMS,
         )
         return 0
     app = create_app(settings)
-    # The FastAGI server runs in its own process (pyst2's AGI needs a main thread per call).
-    fastagi = start_subprocess(settings) if settings.fastagi.enabled else None
-    runtime = None
-    if settings.ami.enabled:
-        # The listener runs beside the API in its own threads; the API keeps serving when
-        # Asterisk is unreachable, and /readyz says why (probe "ami").
-        runtime = AmiRuntime(settings)
-        runtime.attach(app)
-        runtime.start()
+    fastagi: FastAgiServer | None = None
+    runtime: AmiRuntime | None = None
+    lock: PbxLock | None = None
     try:
-        uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+        if settings.fastagi.enabled:
+            # Bound before the API answers, so /readyz never says ready before it listens.
+            fastagi = FastAgiServer(settings)
+            host, port = fastagi.bind()
+            fastagi.start()
+            add_readiness_probe(app, "fastagi", fastagi.readiness)
+            log.info(
+                "FastAGI server listening on %s:%d (at most %d sessions)",
+                host,
+                port,
+                fastagi.max_sessions,
+            )
+        if settings.ami.enabled:
+            lock = PbxLock(settings)
+            lock.acquire()
+            # The listener runs beside the API in its own threads; the API keeps serving when
+            # Asterisk is unreachable, and /readyz says why (probe "ami").
+            runtime = AmiRuntime(settings)
+            runtime.attach(app)
+            runtime.start()
+        config = uvicorn.Config(
+            app,
+            host=args.host,
+            port=args.port,
+            log_level="info",
+            timeout_graceful_shutdown=SHUTDOWN_STREAMS,
+        )
+        uvicorn.Server(config).run()
+    except (FastAgiBindError, PbxLockHeld) as exc:
+        log.error("%s", exc)
+        return 1
     finally:
+        # A second signal must not cut the clean-up short.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        if fastagi is not None:
+            fastagi.stop()
         if runtime is not None:
             runtime.stop()
-        if fastagi is not None:
-            stop_subprocess(fastagi)
+        if lock is not None:
+            lock.release()
     return 0

@@ -10,8 +10,9 @@ What pyst2 0.5.1 gets wrong (/work/shared/PYST2.md) and what `SafeAGI` does inst
   every later reply is off by one. Here a ``HANGUP`` line is noted and the real reply read after.
 * SET VARIABLE / VERBOSE arguments are quoted without escaping, so Asterisk drops the quotes.
   Here ``"`` and ``\\`` are escaped as Asterisk's argument parser expects, newlines removed.
-* AGI() installs a SIGHUP handler, so it only works in a process's main thread: the FastAGI
-  server gives each connection its own process (server.py).
+* AGI() installs a SIGHUP handler, so it only works in a process's main thread. Asterisk sends
+  SIGHUP only to process AGIs (FastAGI gets the ``HANGUP`` line instead), so a FastAGI session
+  builds its SafeAGI with ``sighup=False``: same environment reader, no handler, any thread.
 * pyst2 refuses to send anything once SIGHUP has arrived. Here commands are always sent and
   Asterisk's 511 says the channel is dead, so what the IVR sends does not depend on when the
   signal lands; the SIGHUP only confirms a hangup.
@@ -74,10 +75,17 @@ def quote(value: str) -> str:
 class SafeAGI(pyst2_agi.AGI):  # type: ignore[misc]  # pyst2 ships no types
     """pyst2's AGI (environment block, SIGHUP handler, command line) with safe replies."""
 
-    def __init__(self, stdin: io.TextIOBase, stdout: io.TextIOBase) -> None:
+    def __init__(self, stdin: io.TextIOBase, stdout: io.TextIOBase, *, sighup: bool = True) -> None:
         self.hangup_line_seen = False
-        # Reads the agi_* block; must run in the main thread (signal.signal).
-        super().__init__(stdin=stdin, stdout=stdout, stderr=_Discard())
+        if sighup:
+            # Process AGI: pyst2 installs its SIGHUP handler (main thread only), reads agi_*.
+            super().__init__(stdin=stdin, stdout=stdout, stderr=_Discard())
+            return
+        # FastAGI: what pyst2's __init__ does, less signal.signal, so any thread may run it.
+        self.stdin, self.stdout, self.stderr = stdin, stdout, _Discard()
+        self._got_sighup = False
+        self.env: dict[str, str] = {}
+        self._get_agi_env()
 
     @property
     def sighup_received(self) -> bool:

@@ -52,6 +52,7 @@ class Outcome(enum.StrEnum):
     completed = "completed"
     caller_hung_up = "caller_hung_up"
     agi_error = "agi_error"  # Asterisk said something we cannot follow; the dialplan queues
+    skipped_busy = "skipped_busy"  # every session slot was taken: queued unchecked at once
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,8 @@
 """The caller look-up: how often was this number tagged prank lately? Bounded by a deadline.
 
-`ThreadLookup(...)` returns at once; the query runs in a daemon thread while the greeting
-plays, and `result(timeout)` never waits longer than the IVR's deadline. A look-up past it, or
+`ThreadLookup(...)` (process AGI) and `PoolLookup(...)` (FastAGI server) return at once; the
+query runs in another thread while the greeting plays, and `result(timeout)` never waits longer
+than the IVR's deadline. A look-up past it, or
 one that fails (database down, schema missing), is a miss: the caller is queued at normal
 priority.
 The thread is a daemon so a query stuck on a dead database cannot keep the process alive.
@@ -15,6 +16,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from concurrent.futures import Executor
+from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -28,41 +31,69 @@ log = logging.getLogger(__name__)
 
 
 class ThreadLookup:
-    """A look-up running in its own thread; `result` waits at most `timeout` seconds for it."""
+    """A look-up running in its own thread; `result` waits at most `timeout` seconds for it.
+
+    For a process AGI, which runs one call and exits.
+    """
 
     def __init__(self, caller_raw: str, settings: Settings, engine: Engine | None = None) -> None:
         self._done = threading.Event()
         self._result = LookupResult.miss("not finished")
-        self._started = time.monotonic()
-        self._thread = threading.Thread(
-            target=self._run, args=(caller_raw, settings, engine), name="ivr-lookup", daemon=True
-        )
-        self._thread.start()
+        started = time.monotonic()
+
+        def run() -> None:
+            try:
+                self._result = look_up(caller_raw, settings, engine, started)
+            finally:
+                self._done.set()
+
+        threading.Thread(target=run, name="ivr-lookup", daemon=True).start()
 
     def result(self, timeout: float) -> LookupResult:
         if self._done.wait(timeout):
             return self._result
-        return LookupResult.miss(f"deadline: no answer within {timeout * 1000:.0f} ms")
+        return _past_deadline(timeout)
 
-    def _elapsed_ms(self) -> int:
-        return round((time.monotonic() - self._started) * 1000)
 
-    def _run(self, caller_raw: str, settings: Settings, engine: Engine | None) -> None:
+class PoolLookup:
+    """A look-up on a shared, bounded pool of threads and database connections (FastAGI).
+
+    A burst of callers queues here rather than opening a connection each; a look-up that waits
+    too long in that queue is a miss like any other past its deadline.
+    """
+
+    def __init__(self, caller_raw: str, settings: Settings, engine: Engine, pool: Executor) -> None:
+        self._future = pool.submit(look_up, caller_raw, settings, engine, time.monotonic())
+
+    def result(self, timeout: float) -> LookupResult:
         try:
-            e164, count = count_recent_pranks(caller_raw, settings, engine)
-            if e164 is None:
-                self._result = LookupResult.withheld()
-            else:
-                self._result = LookupResult.found(
-                    e164, prank_count=count, elapsed_ms=self._elapsed_ms()
-                )
-        except Exception as exc:  # any driver or schema error is a miss, never a failed call
-            first_line = str(exc).splitlines()[0][:160] if str(exc) else ""
-            self._result = LookupResult.miss(
-                f"error: {type(exc).__name__}: {first_line}", elapsed_ms=self._elapsed_ms()
-            )
-        finally:
-            self._done.set()
+            return self._future.result(timeout)
+        except FutureTimeout:
+            return _past_deadline(timeout)
+
+
+def _past_deadline(timeout: float) -> LookupResult:
+    return LookupResult.miss(f"deadline: no answer within {timeout * 1000:.0f} ms")
+
+
+def look_up(
+    caller_raw: str, settings: Settings, engine: Engine | None, started: float
+) -> LookupResult:
+    """The look-up as a result; never raises (any driver or schema error is a miss)."""
+
+    def elapsed_ms() -> int:
+        return round((time.monotonic() - started) * 1000)
+
+    try:
+        e164, count = count_recent_pranks(caller_raw, settings, engine)
+    except Exception as exc:  # a miss, never a failed call
+        first_line = str(exc).splitlines()[0][:160] if str(exc) else ""
+        return LookupResult.miss(
+            f"error: {type(exc).__name__}: {first_line}", elapsed_ms=elapsed_ms()
+        )
+    if e164 is None:
+        return LookupResult.withheld()
+    return LookupResult.found(e164, prank_count=count, elapsed_ms=elapsed_ms())
 
 
 def count_recent_pranks(
@@ -110,3 +141,22 @@ def lookup_engine(url: str) -> Engine:
     if make_url(url).get_backend_name() == "postgresql":
         return create_engine(url, poolclass=NullPool, connect_args={"connect_timeout": 3})
     return make_engine(url, poolclass=NullPool)
+
+
+def server_engine(url: str, connections: int) -> Engine:
+    """An engine for a long-running FastAGI server: at most `connections` open, a bounded
+    connect, and a short wait for a free connection (a look-up past its deadline is a miss
+    anyway; a recording waits its turn on its own thread)."""
+    from sqlalchemy.engine import make_url
+
+    from callcenter.db import make_engine
+
+    if make_url(url).get_backend_name() == "postgresql":
+        return make_engine(
+            url,
+            pool_size=connections,
+            max_overflow=0,
+            pool_timeout=10,
+            connect_args={"connect_timeout": 3},
+        )
+    return make_engine(url, pool_size=connections, max_overflow=0, pool_timeout=10)

@@ -36,7 +36,7 @@ class IvrRun(Base):
     lookup_status: Mapped[str | None] = mapped_column(String(16))
     lookup_ms: Mapped[int | None] = mapped_column(Integer)
     prompts_failed: Mapped[int] = mapped_column(Integer, default=0)
-    # completed | caller_hung_up | agi_error (callcenter.ivr.flow.Outcome)
+    # completed | caller_hung_up | agi_error | skipped_busy (callcenter.ivr.flow.Outcome)
     outcome: Mapped[str] = mapped_column(String(16))
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

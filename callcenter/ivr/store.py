@@ -5,7 +5,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from callcenter.ivr.models import IvrRun
@@ -14,18 +15,25 @@ from callcenter.ivr.session import RunFacts
 log = logging.getLogger(__name__)
 
 
-def record_run(engine: Engine, facts: RunFacts) -> None:
-    """Insert the run, or replace it if the same channel ran the IVR again (dialplan loop)."""
+def record_run(engine: Engine, facts: RunFacts) -> bool:
+    """Insert the run; False (and nothing changed) if the call already has one.
+
+    Insert-only: a session that names an existing call's uniqueid, by a dialplan that runs the
+    IVR twice or by a peer that made the uniqueid up, never rewrites the first run's flag,
+    priority or look-up.
+    """
     values = dataclasses.asdict(facts)
     values["caller_id_raw"] = values.pop("caller_raw")[:128]
     values["flag"] = facts.flag.value if facts.flag else None
     values["outcome"] = facts.outcome.value
-    with Session(engine) as session, session.begin():
-        run = session.scalars(
-            select(IvrRun).where(IvrRun.pbx == facts.pbx, IvrRun.uniqueid == facts.uniqueid)
-        ).one_or_none()
-        if run is None:
+    try:
+        with Session(engine) as session, session.begin():
             session.add(IvrRun(**values))
-        else:
-            for key, value in values.items():
-                setattr(run, key, value)
+    except IntegrityError:
+        log.warning(
+            "an IVR run of %s:%s is already recorded: kept the first, ignored this one",
+            facts.pbx,
+            facts.uniqueid,
+        )
+        return False
+    return True

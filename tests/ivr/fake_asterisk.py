@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
@@ -94,6 +95,8 @@ class Scenario:
     missing_prompts: frozenset[str] = frozenset()
     hang_up_during: str | None = None  # a prompt name
     fastagi: bool = False
+    # Seconds Asterisk takes to play a prompt before it answers STREAM FILE.
+    prompt_delay: float = 0.0
     sent: list[str] = field(default_factory=list)
 
     def converse(
@@ -124,6 +127,7 @@ class Scenario:
                     reply = REPLIES.missing_prompt
                 else:
                     reply = REPLIES.played
+                    time.sleep(self.prompt_delay)
             elif command == "ANSWER":
                 reply = REPLIES.answer
             elif command.startswith("SET VARIABLE "):

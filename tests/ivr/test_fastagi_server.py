@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import re
 import signal
 import socket
 import subprocess
 import threading
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
+from callcenter.ivr.server import LOOKUP_THREADS
 from tests.ivr.fake_asterisk import RecordedSession, Scenario, expected_commands, session
 from tests.ivr.harness import CALLCENTER, ivr_environ, ivr_runs, seed_pranks
 
@@ -83,6 +86,13 @@ def converse(port: int, scenario: Scenario) -> list[str]:
                 conn.sendall(data)
 
         return scenario.converse(reader.readline, write)
+
+
+def converse_refused(port: int, scenario: Scenario) -> list[str]:
+    """A conversation the server ends unread: Asterisk sees EOF or a reset either way."""
+    with contextlib.suppress(ConnectionResetError):
+        converse(port, scenario)
+    return scenario.sent
 
 
 def with_request(recorded: RecordedSession, request: str) -> RecordedSession:
@@ -199,9 +209,11 @@ def test_fifty_concurrent_sessions_none_lost(server: Server, database_url: str) 
     assert "refused" not in log
 
 
-def test_full_server_refuses_at_once_so_the_dialplan_queues(
+def test_busy_server_still_answers_the_caller_unchecked(
     environ: dict[str, str], database_url: str
 ) -> None:
+    """No slot left: the dialplan gets CALLER_FLAG=unchecked (never empty) and the normal
+    priority at once, and the call's IVR record says it was skipped."""
     running = start_server(environ, "--max-sessions", "1")
     try:
         with (
@@ -211,21 +223,168 @@ def test_full_server_refuses_at_once_so_the_dialplan_queues(
             held.sendall(b"".join(FAST.env))
             assert reader.readline() == b"ANSWER\n"  # the one slot is taken from here on
 
-            second = Scenario(FAST.with_uniqueid("1795900099.1"), fastagi=True)
-            # Closed unread: Asterisk sees EOF or a reset; either way AGI() fails at once.
-            with contextlib.suppress(ConnectionResetError):
-                converse(running.port, second)
-            assert second.sent == []
+            busy = "1795900099.1"
+            second = converse(running.port, Scenario(FAST.with_uniqueid(busy), fastagi=True))
 
-            rest: Callable[[], bytes] = reader.readline
             finish = Scenario(FAST, fastagi=True)
             finish.sent.append("ANSWER")
             held.sendall(b"200 result=0\n")
             finish.env = dataclasses.replace(FAST, env=[])
-            sent = finish.converse(rest, held.sendall)
+            sent = finish.converse(reader.readline, held.sendall)
     finally:
         log = running.stop()
 
+    assert second == [
+        'SET VARIABLE CALLER_FLAG "unchecked"',
+        'SET VARIABLE IVR_SKIPPED "busy"',
+        'SET VARIABLE QUEUE_PRIO "10"',
+    ]
     assert sent == expected_commands(FAST.uniqueid, flag="none", priority=10, lookup="found")
     assert "all 1 FastAGI sessions busy" in log
+    runs = ivr_runs(database_url)
+    assert (runs[busy].outcome, runs[busy].flag, runs[busy].priority) == (
+        "skipped_busy",
+        "unchecked",
+        10,
+    )
+    assert runs[FAST.uniqueid].outcome == "completed"
+
+
+def test_a_known_call_is_never_rewritten_by_another_session(
+    server: Server, database_url: str
+) -> None:
+    """IVR records are insert-only: a second session naming the same uniqueid (a peer making
+    it up, or the IVR run twice) leaves the first run's flag and priority as they were."""
+    seed_pranks(database_url, "+6285237001122", count=3)
+    first = converse(server.port, Scenario(FAST, fastagi=True))
+    withheld_env = [
+        b"agi_callerid: unknown\n" if line.startswith(b"agi_callerid:") else line
+        for line in FAST.env
+    ]
+    impostor = dataclasses.replace(FAST, env=withheld_env)
+    converse(server.port, Scenario(impostor, fastagi=True))
+    log = server.stop()
+
+    assert first[3] == 'SET VARIABLE CALLER_FLAG "prank"'
+    run = ivr_runs(database_url)[FAST.uniqueid]
+    assert (run.flag, run.priority, run.warning_played) == ("prank", 1, True)
+    assert "already recorded: kept the first" in log
+
+
+def test_peer_that_sends_no_environment_is_dropped(environ: dict[str, str]) -> None:
+    """An idle socket cannot hold a slot: without a whole agi_* block in 2 s it is closed."""
+    running = start_server(environ, "--max-sessions", "1")
+    try:
+        with socket.create_connection(("127.0.0.1", running.port), timeout=10) as idle:
+            idle.sendall(b"agi_network: yes\n")  # and then nothing
+            started = time.monotonic()
+            assert idle.recv(100) == b""  # closed by the server
+            waited = time.monotonic() - started
+        sent = converse(running.port, Scenario(FAST, fastagi=True))
+    finally:
+        log = running.stop()
+
+    assert waited < 10
+    assert "sent no complete AGI environment" in log
+    assert sent == expected_commands(FAST.uniqueid, flag="none", priority=10, lookup="found")
+
+
+def test_only_allowed_peers_with_the_secret_are_served(
+    environ: dict[str, str], database_url: str
+) -> None:
+    elsewhere = start_server({**environ, "CALLCENTER_FASTAGI__ALLOWED_PEERS": '["10.9.9.9"]'})
+    try:
+        refused = converse_refused(elsewhere.port, Scenario(FAST, fastagi=True))
+    finally:
+        refused_log = elsewhere.stop()
+    running = start_server({**environ, "CALLCENTER_FASTAGI__SECRET": "s3cr3t-pbx-key"})
+    try:
+        without = converse_refused(running.port, Scenario(FAST.with_uniqueid("1.1"), fastagi=True))
+        wrong = with_request(FAST.with_uniqueid("1.2"), "agi://127.0.0.1/ivr?secret=guess")
+        guessed = converse_refused(running.port, Scenario(wrong, fastagi=True))
+        right = with_request(FAST, "agi://127.0.0.1:4573/ivr?secret=s3cr3t-pbx-key")
+        served = converse(running.port, Scenario(right, fastagi=True))
+    finally:
+        log = running.stop()
+
+    assert refused == []
+    assert "not in [fastagi] allowed_peers" in refused_log
+    assert without == guessed == []
+    assert served == expected_commands(FAST.uniqueid, flag="none", priority=10, lookup="found")
     assert set(ivr_runs(database_url)) == {FAST.uniqueid}
+    assert "s3cr3t-pbx-key" not in log
+    assert "guess" not in log
+
+
+def test_busy_port_is_one_clear_line(environ: dict[str, str]) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [CALLCENTER, "fastagi", "--host", "127.0.0.1", "--port", str(port)],
+            env=environ,
+            capture_output=True,
+            timeout=60,
+        )
+
+    assert result.returncode == 1
+    assert b"already in use" in result.stderr
+    assert b"Traceback" not in result.stderr
+
+
+def test_burst_of_200_sessions_all_served(server: Server, database_url: str) -> None:
+    """200 callers in the IVR at once, prompts answered after a short delay: every one served,
+    every flagged caller flagged; afterwards no session thread or socket is left."""
+    flagged = "+6285237001122"
+    seed_pranks(database_url, flagged, count=3)
+    plain_env = [
+        b"agi_callerid: 081234567890\n" if line.startswith(b"agi_callerid:") else line
+        for line in FAST.env
+    ]
+    plain = dataclasses.replace(FAST, env=plain_env)
+    threads_before = _threads(server.process.pid)
+    uniqueids = [f"1795910000.{n}" for n in range(200)]
+    barrier = threading.Barrier(200)
+
+    def one(n: int) -> list[str]:
+        recorded = (FAST if n % 4 == 0 else plain).with_uniqueid(uniqueids[n])
+        barrier.wait()
+        return converse(server.port, Scenario(recorded, fastagi=True, prompt_delay=0.3))
+
+    with ThreadPoolExecutor(max_workers=200) as pool:
+        results = list(pool.map(one, range(200)))
+    time.sleep(0.5)  # the last sessions record their runs after handing the call back
+    threads_after = _threads(server.process.pid)
+    sockets_after = _sockets(server.process.pid)
+    log = server.stop()
+
+    for n, sent in enumerate(results):
+        if n % 4 == 0:
+            assert sent == expected_commands(
+                uniqueids[n], flag="prank", priority=1, lookup="found", warning=True
+            ), log
+        else:
+            assert sent == expected_commands(
+                uniqueids[n], flag="none", priority=10, lookup="found"
+            ), log
+    runs = ivr_runs(database_url)
+    assert {run.uniqueid for run in runs.values()} == set(uniqueids)
+    assert {runs[u].flag for u in uniqueids[::4]} == {"prank"}
+    assert "busy" not in log
+    assert "missed" not in log
+    # What stays: the shared look-up pool, never a session's thread.
+    assert threads_after <= threads_before + LOOKUP_THREADS
+    assert sockets_after <= 1 + 12  # the listening socket and the pooled database connections
+
+
+def _threads(pid: int) -> int:
+    return len(list(Path(f"/proc/{pid}/task").iterdir()))
+
+
+def _sockets(pid: int) -> int:
+    count = 0
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            count += os.readlink(fd).startswith("socket:")
+    return count
