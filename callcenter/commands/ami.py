@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import signal
 import threading
 from typing import Any
 
 from callcenter import migrate
+from callcenter.ami.pbx_lock import PbxLock, PbxLockHeld
 from callcenter.ami.runtime import AmiRuntime
 from callcenter.db import make_engine
 from callcenter.settings import get_settings
@@ -28,11 +30,20 @@ def run(_args: argparse.Namespace) -> int:
     if not at_head:
         print("the database schema is not at head: run `callcenter migrate` first")  # noqa: T201
         return 2
+    lock = PbxLock(settings)
+    try:
+        lock.acquire()
+    except PbxLockHeld as exc:
+        logging.getLogger(__name__).error("%s", exc)
+        return 1
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    runtime = AmiRuntime(settings)
-    runtime.start()
-    stop.wait()
-    runtime.stop()
+    try:
+        runtime = AmiRuntime(settings)
+        runtime.start()
+        stop.wait()
+        runtime.stop()
+    finally:
+        lock.release()
     return 0
