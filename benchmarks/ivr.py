@@ -1,4 +1,5 @@
-"""IVR benchmark: FastAGI session time under 20 concurrent calls, process-AGI start-up.
+"""IVR benchmark: FastAGI session time under 20 concurrent calls, process-AGI start-up, then
+the burst (benchmarks/ivr_burst.py).
 
 Figures, not a test. Asterisk is played by a scripted client that answers every command at
 once (prompts "play" in zero time), so a session's time is the IVR's own: fork, AGI
@@ -181,6 +182,10 @@ def main() -> None:
         print(f"IVR benchmark on {url.split(':', 1)[0]}")
         bench_fastagi(environ)
         bench_process_startup(environ)
+    # The burst: 10 and 25 calls/s with real prompt lengths, on SQLite and PostgreSQL.
+    from benchmarks import ivr_burst
+
+    ivr_burst.main()
 
 
 if __name__ == "__main__":

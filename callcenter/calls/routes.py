@@ -19,10 +19,12 @@ from callcenter.calls.schemas import (
     ClassificationCounts,
     ClassificationFilter,
     ClassificationIn,
+    IvrRunOut,
     NumberOut,
 )
 from callcenter.db import AnyRow
 from callcenter.errors import InvalidInput
+from callcenter.ivr.stats import run_of
 from callcenter.models import Call, Outcome, Role
 
 router = APIRouter(prefix="/api/v1/calls", tags=["calls"])
@@ -96,7 +98,11 @@ def get_call(
 ) -> CallDetail:
     call = service.get_call(session, call_id=call_id)
     response.headers["ETag"] = etag(call)
-    return CallDetail.model_validate(call)
+    detail = CallDetail.model_validate(call)
+    run = run_of(session, pbx=call.pbx, uniqueid=call.uniqueid)
+    if run is not None:
+        detail.ivr = IvrRunOut.model_validate(run)
+    return detail
 
 
 @router.put(

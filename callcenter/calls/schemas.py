@@ -6,7 +6,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from callcenter.models import CallerIdStatus, Classification, Outcome
 
@@ -82,6 +82,29 @@ class ClassificationChangeOut(BaseModel):
         return getattr(value, "username", value)
 
 
+class IvrRunOut(BaseModel):
+    """What the IVR did on the call: flag, priority, look-up; `skipped` when no FastAGI slot
+    was free and the caller was queued at once, unchecked."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    outcome: str
+    skipped: bool = False
+    flag: str | None
+    priority: int | None
+    warning_played: bool
+    lookup_status: str | None
+    lookup_ms: int | None
+    prompts_failed: int
+    started_at: datetime
+    ended_at: datetime | None
+
+    @model_validator(mode="after")
+    def _skipped(self) -> IvrRunOut:
+        self.skipped = self.outcome.startswith("skipped")
+        return self
+
+
 class CallDetail(CallSummary):
     channel: str
     queue_position: int | None
@@ -95,6 +118,7 @@ class CallDetail(CallSummary):
     updated_at: datetime
     events: list[CallEventOut]
     history: list[ClassificationChangeOut]
+    ivr: IvrRunOut | None = None  # None: the IVR did not run (or has not recorded yet)
 
 
 class CallPage(BaseModel):

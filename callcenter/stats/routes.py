@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from callcenter.api.auth import SupervisorUser
 from callcenter.api.deps import SessionDep, SettingsDep
 from callcenter.errors import InvalidInput
+from callcenter.ivr.stats import IvrDay, IvrFigures, ivr_days
 from callcenter.models import Role, User
 from callcenter.stats import queries, report, rollup, tables
 from callcenter.stats.schemas import (
@@ -123,6 +124,21 @@ def timeseries(
     result = queries.timeseries(session, *span, interval, settings)
     if format == "csv":
         return csv_response(tables.models_csv(result.points, TimePoint), "timeseries")
+    return json_response(result)
+
+
+@router.get("/stats/ivr", response_class=Response, responses={200: {"model": IvrFigures}})
+def ivr(
+    span: Range,
+    session: SessionDep,
+    settings: SettingsDep,
+    _user: SupervisorUser,
+    format: Format = "json",
+) -> Response:
+    """Per local day: IVR sessions, skipped (no FastAGI slot), look-up misses, flagged callers."""
+    result = ivr_days(session, *span, settings.tz)
+    if format == "csv":
+        return csv_response(tables.models_csv(result.days, IvrDay), "ivr")
     return json_response(result)
 
 
