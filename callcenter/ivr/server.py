@@ -86,6 +86,7 @@ class FastAgiServer:
         self.allowed_peers = {_normal_address(peer) for peer in config.allowed_peers}
         self.secret = config.secret.get_secret_value() if config.secret else None
         self.counters = Counters()
+        self.last_error = ""
         self._sessions: set[socket.socket] = set()
         self._sessions_lock = threading.Lock()
         self._listener: socket.socket | None = None
@@ -140,18 +141,18 @@ class FastAgiServer:
         while not self._stopping.is_set():
             try:
                 conn, peer = listener.accept()
+                self._admit(conn, str(peer[0]))
+                backoff, self.last_error = 0.05, ""
             except TimeoutError:
                 continue
-            except OSError as exc:
+            except Exception as exc:  # out of files, out of threads, ...: never stop accepting
                 if self._stopping.is_set():
                     break
                 self.counters.accept_errors += 1
+                self.last_error = f"{type(exc).__name__}: {exc}"
                 log.error("FastAGI accept failed (%s): retrying in %.2f s", exc, backoff)
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
-                continue
-            backoff = 0.05
-            self._admit(conn, str(peer[0]))
 
     def request_stop(self) -> None:
         """Ask serve_forever to return (safe from a signal handler); then call stop()."""
@@ -192,6 +193,8 @@ class FastAgiServer:
             return "not listening"
         if self._accepting is not None and not self._accepting.is_alive():
             return "not accepting: the accept thread ended"
+        if self.last_error:  # cleared by the next connection accepted
+            return f"failing to accept: {self.last_error}"
         recent = self._recent_skips()
         if recent:
             return (

@@ -388,3 +388,50 @@ def _sockets(pid: int) -> int:
         with contextlib.suppress(OSError):
             count += os.readlink(fd).startswith("socket:")
     return count
+
+
+def test_out_of_files_is_survived_and_every_caller_served_after(
+    environ: dict[str, str], database_url: str
+) -> None:
+    """accept() failing (EMFILE: too many open files) does not end the server: it logs, backs
+    off, and serves the callers waiting in the backlog once sessions free their sockets."""
+    command = ["prlimit", "--nofile=40:40", CALLCENTER, "fastagi", "--host", "127.0.0.1"]
+    process = subprocess.Popen([*command, "--port", "0"], stderr=subprocess.PIPE, env=environ)
+    assert process.stderr is not None
+    stderr = process.stderr
+    log: list[str] = []
+    port = 0
+    for raw in stderr:
+        log.append(raw.decode("utf-8", "replace"))
+        if match := LISTENING.search(log[-1]):
+            port = int(match[1])
+            break
+    assert port, "".join(log)
+    drain = threading.Thread(
+        target=lambda: log.extend(raw.decode("utf-8", "replace") for raw in stderr), daemon=True
+    )
+    drain.start()
+    server = Server(process, port, log, drain)
+    uniqueids = [f"1795920000.{n}" for n in range(60)]
+    barrier = threading.Barrier(len(uniqueids))
+
+    def one(uniqueid: str) -> list[str]:
+        barrier.wait()
+        scenario = Scenario(FAST.with_uniqueid(uniqueid), fastagi=True, prompt_delay=0.5)
+        return converse(port, scenario)
+
+    try:
+        with ThreadPoolExecutor(max_workers=len(uniqueids)) as pool:
+            results = dict(zip(uniqueids, pool.map(one, uniqueids), strict=True))
+        after = converse(port, Scenario(FAST.with_uniqueid("1795920099.1"), fastagi=True))
+    finally:
+        text = server.stop()
+
+    assert "FastAGI accept failed ([Errno 24] Too many open files)" in text
+    for uniqueid, sent in results.items():
+        # Short of files the look-up may not reach the database: then the caller is unchecked.
+        flag = "none" if "lookup=found" in sent[-1] else "unchecked"
+        lookup = "found" if flag == "none" else "miss"
+        assert sent == expected_commands(uniqueid, flag=flag, priority=10, lookup=lookup), text
+    assert after == expected_commands("1795920099.1", flag="none", priority=10, lookup="found")
+    assert "1795920099.1" in ivr_runs(database_url)
