@@ -22,7 +22,7 @@ import httpx2 as httpx
 import pytest
 
 from tests.ivr.fake_asterisk import Scenario, expected_commands, session
-from tests.ivr.harness import CALLCENTER
+from tests.ivr.harness import CALLCENTER, ivr_environ
 from tests.ivr.test_fastagi_server import converse
 
 FAST = session("05-hangup-in-ivr", "fastagi")
@@ -223,7 +223,9 @@ def test_sigterm_with_a_live_stream_open_stops_within_seconds(serve: Serve, data
     assert stopped_after < 15, serve.output_until_everything_exits()
 
 
-def test_busy_fastagi_port_is_one_clear_line(environ: dict[str, str]) -> None:
+def test_busy_fastagi_port_is_one_clear_line(tmp_path: Path) -> None:
+    """Refused before the database is touched: one database is enough."""
+    environ = ivr_environ(f"sqlite:///{tmp_path}/unused.db", tmp_path)
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
