@@ -349,8 +349,9 @@ def test_busy_port_is_one_clear_line(tmp_path: Path) -> None:
 
 
 def test_burst_of_200_sessions_all_served(server: Server, database_url: str) -> None:
-    """200 callers in the IVR at once, prompts answered after a short delay: every one served,
-    every flagged caller flagged; afterwards no session thread or socket is left."""
+    """200 callers in the IVR at once, prompts answered after a short delay, some hanging up
+    in the greeting: every one served, every flagged caller flagged; afterwards no session
+    thread or socket is left."""
     flagged = "+6285237001122"
     seed_pranks(database_url, flagged, count=3)
     plain_env = [
@@ -363,20 +364,31 @@ def test_burst_of_200_sessions_all_served(server: Server, database_url: str) -> 
     uniqueids = [f"1795910000.{n}" for n in range(200)]
     barrier = threading.Barrier(200)
 
+    hang_ups = set(range(3, 200, 7))
+
     def one(n: int) -> list[str]:
         recorded = (FAST if n % 4 == 0 else plain).with_uniqueid(uniqueids[n])
+        gone = "custom/112-greeting" if n in hang_ups else None
         barrier.wait()
-        return converse(server.port, Scenario(recorded, fastagi=True, prompt_delay=0.3))
+        scenario = Scenario(recorded, fastagi=True, prompt_delay=0.3, hang_up_during=gone)
+        return converse(server.port, scenario)
 
     with ThreadPoolExecutor(max_workers=200) as pool:
         results = list(pool.map(one, range(200)))
-    time.sleep(0.5)  # the last sessions record their runs after handing the call back
+    deadline = time.monotonic() + 60  # sessions record their runs after handing the call back
+    while server.server.active_sessions() and time.monotonic() < deadline:
+        time.sleep(0.05)
     threads_after = threading.active_count()
     sockets_after = _sockets()
     log = server.stop()
 
     for n, sent in enumerate(results):
-        if n % 4 == 0:
+        if n in hang_ups:
+            assert sent == [
+                *expected_commands(uniqueids[n], flag="-", priority=0, lookup="-")[:3],
+                "CHANNEL STATUS",
+            ], log
+        elif n % 4 == 0:
             assert sent == expected_commands(
                 uniqueids[n], flag="prank", priority=1, lookup="found", warning=True
             ), log
@@ -386,7 +398,10 @@ def test_burst_of_200_sessions_all_served(server: Server, database_url: str) -> 
             ), log
     runs = ivr_runs(database_url)
     assert {run.uniqueid for run in runs.values()} == set(uniqueids)
-    assert {runs[u].flag for u in uniqueids[::4]} == {"prank"}
+    assert {runs[u].flag for n, u in enumerate(uniqueids) if n % 4 == 0 and n not in hang_ups} == {
+        "prank"
+    }
+    assert {runs[uniqueids[n]].outcome for n in hang_ups} == {"caller_hung_up"}
     assert "busy" not in log
     assert "missed" not in log
     # What stays: the shared look-up pool, never a session's thread.
