@@ -21,7 +21,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from callcenter.ami.frames import headers_of
 from callcenter.db import UTCDateTime, utcnow
 
 NAMING_CONVENTION = {
@@ -245,11 +244,6 @@ class CallEvent(Base):
     call: Mapped[Call | None] = relationship(
         back_populates="events", primaryjoin="foreign(CallEvent.call_id) == Call.id"
     )
-
-    @property
-    def headers(self) -> list[tuple[str, str]]:
-        """In wire order, repeated keys kept."""
-        return headers_of(self.raw)
 
 
 class ClassificationChange(Base):

@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from callcenter.ami.frames import headers_of
 from callcenter.models import CallerIdStatus, Classification, Outcome
 
 MAX_NOTE_LENGTH = 2000
@@ -60,6 +61,17 @@ class CallEventOut(BaseModel):
     event_time: datetime
     received_at: datetime
     headers: list[list[str]] = Field(description="The AMI headers in wire order: [[key, value]].")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _headers_from_raw(cls, value: Any) -> Any:
+        # Stored as the frame's text (call_events.raw): split only when a call is read.
+        raw = getattr(value, "raw", None)
+        if isinstance(raw, str):
+            return {
+                name: getattr(value, name) for name in cls.model_fields if name != "headers"
+            } | {"headers": headers_of(raw)}
+        return value
 
 
 class ClassificationChangeOut(BaseModel):

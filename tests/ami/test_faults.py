@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from callcenter.ami.fake_server import Chunk, FakeAsterisk, Recording, coalesce
+from callcenter.ami.frames import headers_of
 from callcenter.db import make_engine, make_sessionmaker
 from callcenter.models import Call, Caller, CallEvent
 from tests.ami.helpers import (
@@ -202,7 +203,7 @@ def test_repeated_keys_and_chanvariable(database_url: str, tmp_path: Path) -> No
     assert_matches_expected(database_url, ANSWERED)
     events = stored_events(database_url)
     hangup = next(e for e in events if e.name == "Hangup")
-    assert [v for k, v in hangup.headers if k == "ChanVariable"] == [
+    assert [v for k, v in headers_of(hangup.raw) if k == "ChanVariable"] == [
         "SIM_LABEL=answered",
         "IVR_CHOICE=1",
     ]
@@ -224,7 +225,7 @@ def test_a_64_kib_frame_mid_call(database_url: str, tmp_path: Path) -> None:
 
     assert_matches_expected(database_url, ANSWERED)
     stored = [e for e in stored_events(database_url) if e.name == "UserEvent"]
-    assert [dict(e.headers)["Payload"] for e in stored] == [big]
+    assert [dict(headers_of(e.raw))["Payload"] for e in stored] == [big]
 
 
 def test_invalid_utf8_caller_name_is_kept(database_url: str, tmp_path: Path) -> None:
