@@ -21,8 +21,9 @@ run: install
 	@echo "Create the first admin (in another terminal): $(BIN)/callcenter user add admin --role admin"
 	$(BIN)/callcenter serve
 
+# One worker per core (pytest-xdist); each worker has its own SQLite files and PostgreSQL database.
 test: install
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto
 
 lint: install
 	$(BIN)/ruff check .
