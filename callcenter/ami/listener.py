@@ -29,7 +29,7 @@ from callcenter.ami.store import (
     StoreRejected,
     StoreUnavailable,
 )
-from callcenter.ami.tracker import CallState, CallTracker
+from callcenter.ami.tracker import CallState, CallTracker, event_time
 from callcenter.db import utcnow
 from callcenter.settings import AmiSettings
 
@@ -88,6 +88,7 @@ class Listener:
         self._queue: queue.Queue[object] = queue.Queue(maxsize=queue_size)
         self._stopping = threading.Event()
         self._reconciles: dict[str, _Reconcile] = {}
+        self._queue_statuses: set[str] = set()  # ActionIDs of QueueStatus sent at reconnect
         self._session: AmiSession | None = None
         self._state = "starting"
         self._db_state = "ok"
@@ -222,7 +223,9 @@ class Listener:
         self._reconciles[action_id] = _Reconcile(gap_started)
         try:
             session.send_raw({"Action": "CoreShowChannels", "ActionID": action_id})
-            session.send_raw({"Action": "QueueStatus", "ActionID": session.new_action_id()})
+            queue_status = session.new_action_id()
+            self._queue_statuses.add(queue_status)
+            session.send_raw({"Action": "QueueStatus", "ActionID": queue_status})
         except ManagerException as exc:
             log.warning("AMI: reconcile request failed (%s)", exc)
 
@@ -278,6 +281,9 @@ class Listener:
         if action_id is not None and action_id in self._reconciles:
             self._reconcile_item(action_id, frame, batch)
             return
+        if action_id is not None and action_id in self._queue_statuses:
+            self._queue_status_item(action_id, frame, received_at, batch)
+            return
         try:
             tracked = self.tracker.feed(frame, received_at)
         except Exception:  # a frame the tracker chokes on must not stop the listener
@@ -291,6 +297,8 @@ class Listener:
             uniqueid = frame.get("Uniqueid")
             if uniqueid:
                 pending.alive.add(uniqueid)
+                # Where the call is now (queued, connected), or a call begun during the gap.
+                batch.add(None, self.tracker.channel_listed(frame, event_time(frame, utcnow())))
         elif frame.name == "CoreShowChannelsComplete":
             del self._reconciles[action_id]
             began = pending.gap_started_at or self._gap_started or utcnow()
@@ -299,6 +307,15 @@ class Listener:
             for state in closed:
                 log.warning("call %s ended during the AMI gap: closed, marked gap", state.uniqueid)
                 batch.add(None, state)
+
+    def _queue_status_item(
+        self, action_id: str, frame: Frame, received_at: datetime, batch: Batch
+    ) -> None:
+        """QueueStatus after a reconnect: each QueueEntry is a caller waiting now."""
+        if frame.name == "QueueEntry":
+            batch.add(None, self.tracker.queue_entry(frame, event_time(frame, received_at)))
+        elif frame.name == "QueueStatusComplete":
+            self._queue_statuses.discard(action_id)
 
     def _flush(self, batch: Batch, *, final: bool = False) -> None:
         if len(self.spool):

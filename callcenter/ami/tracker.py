@@ -24,6 +24,12 @@ UNANSWERED_QUEUE_STATUSES = frozenset(
 )
 # Hangup causes that mean the network failed the call rather than someone ending it.
 FAILURE_CAUSES = frozenset({1, 3, 21, 27, 34, 38, 41, 42, 44, 47, 50, 58, 88, 102, 111, 127})
+# Channel variables the tracker reads (VarSet): the queue's verdict, and the caller's
+# presentation as the dialplan (CALLERID(pres)) and the IVR (agi_callingpres) put it.
+QUEUE_STATUS_VARIABLE = "QUEUESTATUS"
+PRESENTATION_VARIABLE = "CALLER_PRES"
+_VARIABLES = frozenset({QUEUE_STATUS_VARIABLE, PRESENTATION_VARIABLE})
+OVERFLOW_EVENT = "Emergency112Overflow"
 # Dial legs: a Local ';1' half executes the inbound extension as "AppDial2", it is not a caller.
 _DIAL_APPS = ("AppDial", "AppDial2")
 _RING_STATE = "4"
@@ -79,6 +85,20 @@ class CallState:
     hangup_cause_txt: str | None = None
     gap: bool = False
     gap_started_at: datetime | None = None
+    # The caller asked for privacy (presentation restricted): seen once, kept.
+    private: bool = False
+    # Queue rounds that timed out (Emergency112Overflow); the last round counted.
+    overflows: int = 0
+    overflow_round: int = 0
+    # answered_at was only seen as "bridged" in a channel list after a gap: TalkTime corrects it.
+    answer_estimated: bool = False
+
+    @property
+    def answer_seconds(self) -> int | None:
+        """From the call reaching the PBX to an operator answering, the IVR included."""
+        if self.answered_at is None:
+            return None
+        return max(int((self.answered_at - self.started_at).total_seconds()), 0)
 
     @property
     def is_final(self) -> bool:
@@ -219,6 +239,63 @@ class CallTracker:
             closed.append(state)
         return closed
 
+    # -- the current state after a (re)connect: CoreShowChannels and QueueStatus ------------
+
+    def channel_listed(self, frame: Frame, when: datetime) -> CallState | None:
+        """A ``CoreShowChannel`` item: where a channel is now. A 112 call that began while
+        nobody listened is started (its Duration says when); an open call waiting in Queue()
+        is queued, or connected when its channel is already bridged. Returns the call if it
+        changed."""
+        uniqueid = frame.get("Uniqueid")
+        if not uniqueid or uniqueid in self.finished:
+            return None
+        state = self.calls.get(uniqueid)
+        before = _facts(state) if state is not None else None
+        if state is None:
+            if not self._is_inbound(frame) or frame.get("Application") in _DIAL_APPS:
+                return None
+            started = when - timedelta(seconds=_duration(frame.get("Duration")))
+            state = CallState(
+                uniqueid=uniqueid,
+                linkedid=frame.get("Linkedid") or uniqueid,
+                channel=frame.get("Channel") or "",
+                started_at=started,
+                last_event_at=when,
+            )
+            self.calls[uniqueid] = state
+            self._by_linkedid[state.linkedid] = uniqueid
+            self._update_caller_id(state, frame, "Newchannel")
+        if frame.get("Application") == "Queue":
+            if state.queued_at is None:
+                state.queued_at = when
+                state.queue = (frame.get("ApplicationData") or "").split(",", 1)[0] or None
+                state.queue_rounds = max(state.queue_rounds, 1)
+                state.in_queue = True
+            if frame.get("BridgeId") and state.answered_at is None:
+                # Answered while nobody listened; AgentComplete's TalkTime will say when.
+                state.answered_at = when
+                state.answer_estimated = True
+                state.in_queue = False
+        return state if before is None or _facts(state) != before else None
+
+    def queue_entry(self, frame: Frame, when: datetime) -> CallState | None:
+        """A ``QueueEntry`` item of QueueStatus: the caller waits in that queue now, for
+        ``Wait`` seconds. Returns the call if it changed."""
+        uniqueid = frame.get("Uniqueid")
+        state = self.calls.get(uniqueid) if uniqueid else None
+        if state is None:
+            return None
+        before = _facts(state)
+        waited = _int(frame.get("Wait"))
+        joined = when - timedelta(seconds=waited) if waited is not None else when
+        if state.queued_at is None or (state.queue_rounds <= 1 and joined < state.queued_at):
+            state.queued_at = joined
+        state.queue = frame.get("Queue") or state.queue
+        state.queue_position = state.queue_position or _int(frame.get("Position"))
+        state.queue_rounds = max(state.queue_rounds, 1)
+        state.in_queue = state.answered_at is None
+        return state if _facts(state) != before else None
+
     # -- events -----------------------------------------------------------------------------
 
     def feed(self, frame: Frame, received_at: datetime) -> Tracked:
@@ -302,6 +379,8 @@ class CallTracker:
         num, cid_name = frame.get("CallerIDNum"), frame.get("CallerIDName")
         authoritative = name in ("Newchannel", "NewCallerid")
         changed = False
+        if name == "NewCallerid" and not state.private and restricted(frame.get("CID-CallingPres")):
+            state.private = changed = True
         # Any event on the channel repeats its caller ID: it fills in a missed NewCallerid.
         if num not in (None, state.caller_id_raw) and (
             authoritative or state.caller_id_raw == "<unknown>"
@@ -317,8 +396,10 @@ class CallTracker:
         if when > state.last_event_at:
             state.last_event_at = when
         handler = _HANDLERS.get(name)
-        if name == "VarSet" and frame.get("Variable") != "QUEUESTATUS":
-            handler = None  # the bulk of the stream: only QUEUESTATUS matters
+        if name == "VarSet" and frame.get("Variable") not in _VARIABLES:
+            handler = None  # the bulk of the stream: only QUEUESTATUS and CALLER_PRES matter
+        elif name == "UserEvent" and frame.get("UserEvent") != OVERFLOW_EVENT:
+            handler = None
         own = frame.get("Uniqueid") == state.uniqueid
         if handler is None:
             return own and self._update_caller_id(state, frame, name)
@@ -389,7 +470,7 @@ class CallTracker:
     def _on_complete(self, state: CallState, frame: Frame, when: datetime) -> None:
         if state.talk_seconds is None:
             state.talk_seconds = _int(frame.get("TalkTime"))
-            if state.answered_at is None:
+            if state.answered_at is None or state.answer_estimated:
                 # AgentConnect was missed (an AMI gap): Asterisk's TalkTime says when it was.
                 state.answered_at = when - timedelta(seconds=state.talk_seconds or 0)
             state.complete_reason = frame.get("Reason")
@@ -409,8 +490,19 @@ class CallTracker:
                 state.queue_position = _int(frame.get("OriginalPosition"))
 
     def _on_varset(self, state: CallState, frame: Frame, when: datetime) -> None:
-        if frame.get("Uniqueid") == state.uniqueid and frame.get("Variable") == "QUEUESTATUS":
+        if frame.get("Uniqueid") != state.uniqueid:
+            return
+        variable = frame.get("Variable")
+        if variable == QUEUE_STATUS_VARIABLE:
             state.queue_status = frame.get("Value")
+        elif variable == PRESENTATION_VARIABLE and restricted(frame.get("Value")):
+            state.private = True
+
+    def _on_overflow(self, state: CallState, frame: Frame, when: datetime) -> None:
+        """The dialplan's Emergency112Overflow: this queue round timed out (counted once)."""
+        if frame.get("Uniqueid") == state.uniqueid and state.queue_rounds > state.overflow_round:
+            state.overflow_round = state.queue_rounds
+            state.overflows += 1
 
     def _on_hangup_request(self, state: CallState, frame: Frame, when: datetime) -> None:
         if frame.get("Uniqueid") == state.uniqueid and state.first_hangup_request is None:
@@ -428,6 +520,37 @@ class CallTracker:
         state.hangup_cause = _int(frame.get("Cause"))
         state.hangup_cause_txt = frame.get("Cause-txt")
         self._finish(state)
+
+
+def _duration(value: str | None) -> int:
+    """CoreShowChannel's ``Duration: 00:00:12`` in seconds (0 when unreadable)."""
+    try:
+        hours, minutes, seconds = (int(part) for part in (value or "").split(":"))
+    except ValueError:
+        return 0
+    return hours * 3600 + minutes * 60 + seconds
+
+
+def restricted(presentation: str | None) -> bool:
+    """Whether a caller presentation says "do not show my number" (the caller's privacy).
+
+    AMI's ``CID-CallingPres`` and AGI's ``agi_callingpres`` give the number (Q.931: bits 6-7,
+    0x20 = restricted), ``CALLERID(pres)`` a name:
+
+    >>> restricted("35 (Presentation Prohibited, Network Number)"), restricted("32")
+    (True, True)
+    >>> restricted("prohib_not_screened"), restricted("0 (Presentation Allowed, Not Screened)")
+    (True, False)
+    >>> restricted("67"), restricted("allowed"), restricted(None), restricted("junk")
+    (False, False, False, False)
+    """
+    if not presentation:
+        return False
+    text = presentation.strip().lower()
+    if text.startswith("prohib"):
+        return True
+    number = _int(text.split(" ", 1)[0])
+    return number is not None and number & 0x60 == 0x20
 
 
 def _rejoins(state: CallState, when: datetime) -> bool:
@@ -466,6 +589,7 @@ _HANDLERS = {
     "VarSet": CallTracker._on_varset,
     "HangupRequest": CallTracker._on_hangup_request,
     "SoftHangupRequest": CallTracker._on_hangup_request,
+    "UserEvent": CallTracker._on_overflow,
     "BlindTransfer": CallTracker._on_transfer,
     "AttendedTransfer": CallTracker._on_transfer,
     "Hangup": CallTracker._on_hangup,

@@ -165,7 +165,12 @@ def test_detail_has_events_history_and_etag(
         json={"classification": "emergency", "note": "house fire"},
         headers=headers,
     )
-    response = client.get(f"/api/v1/calls/{call_id}", headers=headers)
+    # The raw events are opt-in: without ?events=true the answer leaves them out.
+    plain = client.get(f"/api/v1/calls/{call_id}", headers=headers)
+    assert plain.status_code == 200
+    assert plain.json()["events"] is None
+    assert plain.json()["history"][0]["changed_by"] == "andi"
+    response = client.get(f"/api/v1/calls/{call_id}", params={"events": "true"}, headers=headers)
     assert response.status_code == 200
     body = response.json()
     assert response.headers["ETag"] == f'"{body["version"]}"'
