@@ -20,6 +20,7 @@ from datetime import datetime
 
 from asterisk.manager import ManagerException
 
+from callcenter.ami import lists
 from callcenter.ami.client import ActionTimeout, AmiSession, AuthenticationFailed
 from callcenter.ami.frames import Frame, log_junk, read_frame
 from callcenter.ami.spool import Spool
@@ -298,7 +299,9 @@ class Listener:
             if uniqueid:
                 pending.alive.add(uniqueid)
                 # Where the call is now (queued, connected), or a call begun during the gap.
-                batch.add(None, self.tracker.channel_listed(frame, event_time(frame, utcnow())))
+                batch.add(
+                    None, lists.channel_listed(self.tracker, frame, event_time(frame, utcnow()))
+                )
         elif frame.name == "CoreShowChannelsComplete":
             del self._reconciles[action_id]
             began = pending.gap_started_at or self._gap_started or utcnow()
@@ -313,7 +316,7 @@ class Listener:
     ) -> None:
         """QueueStatus after a reconnect: each QueueEntry is a caller waiting now."""
         if frame.name == "QueueEntry":
-            batch.add(None, self.tracker.queue_entry(frame, event_time(frame, received_at)))
+            batch.add(None, lists.queue_entry(self.tracker, frame, event_time(frame, received_at)))
         elif frame.name == "QueueStatusComplete":
             self._queue_statuses.discard(action_id)
 

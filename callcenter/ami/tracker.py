@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from callcenter.ami.frames import Frame
+from callcenter.phone import restricted
 
 # Queue() statuses that mean "the queue gave up", as opposed to a caller who hung up.
 UNANSWERED_QUEUE_STATUSES = frozenset(
@@ -239,63 +240,6 @@ class CallTracker:
             closed.append(state)
         return closed
 
-    # -- the current state after a (re)connect: CoreShowChannels and QueueStatus ------------
-
-    def channel_listed(self, frame: Frame, when: datetime) -> CallState | None:
-        """A ``CoreShowChannel`` item: where a channel is now. A 112 call that began while
-        nobody listened is started (its Duration says when); an open call waiting in Queue()
-        is queued, or connected when its channel is already bridged. Returns the call if it
-        changed."""
-        uniqueid = frame.get("Uniqueid")
-        if not uniqueid or uniqueid in self.finished:
-            return None
-        state = self.calls.get(uniqueid)
-        before = _facts(state) if state is not None else None
-        if state is None:
-            if not self._is_inbound(frame) or frame.get("Application") in _DIAL_APPS:
-                return None
-            started = when - timedelta(seconds=_duration(frame.get("Duration")))
-            state = CallState(
-                uniqueid=uniqueid,
-                linkedid=frame.get("Linkedid") or uniqueid,
-                channel=frame.get("Channel") or "",
-                started_at=started,
-                last_event_at=when,
-            )
-            self.calls[uniqueid] = state
-            self._by_linkedid[state.linkedid] = uniqueid
-            self._update_caller_id(state, frame, "Newchannel")
-        if frame.get("Application") == "Queue":
-            if state.queued_at is None:
-                state.queued_at = when
-                state.queue = (frame.get("ApplicationData") or "").split(",", 1)[0] or None
-                state.queue_rounds = max(state.queue_rounds, 1)
-                state.in_queue = True
-            if frame.get("BridgeId") and state.answered_at is None:
-                # Answered while nobody listened; AgentComplete's TalkTime will say when.
-                state.answered_at = when
-                state.answer_estimated = True
-                state.in_queue = False
-        return state if before is None or _facts(state) != before else None
-
-    def queue_entry(self, frame: Frame, when: datetime) -> CallState | None:
-        """A ``QueueEntry`` item of QueueStatus: the caller waits in that queue now, for
-        ``Wait`` seconds. Returns the call if it changed."""
-        uniqueid = frame.get("Uniqueid")
-        state = self.calls.get(uniqueid) if uniqueid else None
-        if state is None:
-            return None
-        before = _facts(state)
-        waited = _int(frame.get("Wait"))
-        joined = when - timedelta(seconds=waited) if waited is not None else when
-        if state.queued_at is None or (state.queue_rounds <= 1 and joined < state.queued_at):
-            state.queued_at = joined
-        state.queue = frame.get("Queue") or state.queue
-        state.queue_position = state.queue_position or _int(frame.get("Position"))
-        state.queue_rounds = max(state.queue_rounds, 1)
-        state.in_queue = state.answered_at is None
-        return state if _facts(state) != before else None
-
     # -- events -----------------------------------------------------------------------------
 
     def feed(self, frame: Frame, received_at: datetime) -> Tracked:
@@ -340,6 +284,15 @@ class CallTracker:
         # AgentConnect was lost in a gap: the one call that rang this member, if only one did.
         rang = [s for s in candidates if s.answered_at is None and interface in s.interfaces_rung]
         return rang[0] if len(rang) == 1 else None
+
+    def adopt(self, state: CallState, frame: Frame) -> None:
+        """Track a call found otherwise than by its first events (a channel list)."""
+        self.calls[state.uniqueid] = state
+        self._by_linkedid[state.linkedid] = state.uniqueid
+        self._update_caller_id(state, frame, "Newchannel")
+
+    def is_inbound(self, frame: Frame) -> bool:
+        return self._is_inbound(frame)
 
     def _is_inbound(self, frame: Frame) -> bool:
         return (
@@ -520,37 +473,6 @@ class CallTracker:
         state.hangup_cause = _int(frame.get("Cause"))
         state.hangup_cause_txt = frame.get("Cause-txt")
         self._finish(state)
-
-
-def _duration(value: str | None) -> int:
-    """CoreShowChannel's ``Duration: 00:00:12`` in seconds (0 when unreadable)."""
-    try:
-        hours, minutes, seconds = (int(part) for part in (value or "").split(":"))
-    except ValueError:
-        return 0
-    return hours * 3600 + minutes * 60 + seconds
-
-
-def restricted(presentation: str | None) -> bool:
-    """Whether a caller presentation says "do not show my number" (the caller's privacy).
-
-    AMI's ``CID-CallingPres`` and AGI's ``agi_callingpres`` give the number (Q.931: bits 6-7,
-    0x20 = restricted), ``CALLERID(pres)`` a name:
-
-    >>> restricted("35 (Presentation Prohibited, Network Number)"), restricted("32")
-    (True, True)
-    >>> restricted("prohib_not_screened"), restricted("0 (Presentation Allowed, Not Screened)")
-    (True, False)
-    >>> restricted("67"), restricted("allowed"), restricted(None), restricted("junk")
-    (False, False, False, False)
-    """
-    if not presentation:
-        return False
-    text = presentation.strip().lower()
-    if text.startswith("prohib"):
-        return True
-    number = _int(text.split(" ", 1)[0])
-    return number is not None and number & 0x60 == 0x20
 
 
 def _rejoins(state: CallState, when: datetime) -> bool:

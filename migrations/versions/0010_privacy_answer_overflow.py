@@ -35,9 +35,7 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("overflows", sa.Integer(), nullable=False, server_default="0")
         )
-        batch_op.alter_column(
-            "caller_id_name", existing_type=sa.String(length=128), nullable=True
-        )
+        batch_op.alter_column("caller_id_name", existing_type=sa.String(length=128), nullable=True)
     with op.batch_alter_table("ivr_runs") as batch_op:
         batch_op.add_column(sa.Column("calling_pres", sa.Integer(), nullable=True))
     with op.batch_alter_table("stats_daily") as batch_op:
@@ -73,9 +71,7 @@ def downgrade() -> None:
         batch_op.drop_column("calling_pres")
     op.execute("UPDATE calls SET caller_id_name = '' WHERE caller_id_name IS NULL")
     with op.batch_alter_table("calls") as batch_op:
-        batch_op.alter_column(
-            "caller_id_name", existing_type=sa.String(length=128), nullable=False
-        )
+        batch_op.alter_column("caller_id_name", existing_type=sa.String(length=128), nullable=False)
         batch_op.drop_column("overflows")
         batch_op.drop_column("answer_seconds")
         batch_op.drop_column("caller_id_private")
