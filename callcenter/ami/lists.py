@@ -62,6 +62,7 @@ def channel_listed(tracker: CallTracker, frame: Frame, when: datetime) -> CallSt
             state.queue = (frame.get("ApplicationData") or "").split(",", 1)[0] or None
             state.queue_rounds = max(state.queue_rounds, 1)
             state.in_queue = True
+            state.queue_estimated = True
         if frame.get("BridgeId") and state.answered_at is None:
             # Answered while nobody listened; AgentComplete's TalkTime will say when.
             state.answered_at = when
@@ -80,8 +81,9 @@ def queue_entry(tracker: CallTracker, frame: Frame, when: datetime) -> CallState
     before = _facts(state)
     waited = _int(frame.get("Wait"))
     joined = when - timedelta(seconds=waited) if waited is not None else when
-    if state.queued_at is None or (state.queue_rounds <= 1 and joined < state.queued_at):
+    if state.queued_at is None or state.queue_estimated:
         state.queued_at = joined
+        state.queue_estimated = True
     state.queue = frame.get("Queue") or state.queue
     state.queue_position = state.queue_position or _int(frame.get("Position"))
     state.queue_rounds = max(state.queue_rounds, 1)

@@ -91,7 +91,9 @@ class CallState:
     # Queue rounds that timed out (Emergency112Overflow); the last round counted.
     overflows: int = 0
     overflow_round: int = 0
-    # answered_at was only seen as "bridged" in a channel list after a gap: TalkTime corrects it.
+    # queued_at / answered_at only read from a channel list after a gap (to the second, in the
+    # listener's clock): Asterisk's HoldTime / TalkTime correct them when they come.
+    queue_estimated: bool = False
     answer_estimated: bool = False
 
     @property
@@ -282,7 +284,11 @@ class CallTracker:
         if answered:
             return answered[0]
         # AgentConnect was lost in a gap: the one call that rang this member, if only one did.
-        rang = [s for s in candidates if s.answered_at is None and interface in s.interfaces_rung]
+        rang = [
+            s
+            for s in candidates
+            if (s.answered_at is None or s.answer_estimated) and interface in s.interfaces_rung
+        ]
         return rang[0] if len(rang) == 1 else None
 
     def adopt(self, state: CallState, frame: Frame) -> None:
@@ -496,8 +502,9 @@ def _joined_before(state: CallState, frame: Frame, when: datetime, held: int | N
     """QueueCallerJoin was lost (an AMI gap): Asterisk's HoldTime says when it was."""
     if state.queue is None:
         state.queue = frame.get("Queue")
-    if state.queued_at is None and held is not None:
+    if (state.queued_at is None or state.queue_estimated) and held is not None:
         state.queued_at = when - timedelta(seconds=held)
+        state.queue_estimated = False
 
 
 _HANDLERS = {

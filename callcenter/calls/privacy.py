@@ -6,7 +6,7 @@ they see it. Supervisors watch the queue and the figures; lists show them the nu
 
 >>> mask_fields({"caller_id_private": True, "caller_id_raw": "081234567890",
 ...              "caller_e164": "+6281234567890", "caller_id_name": "Budi"}, Role.supervisor)
-{'caller_id_private': True, 'caller_id_raw': '081234***890', 'caller_e164': '+62812*****890', \
+{'caller_id_private': True, 'caller_id_raw': '*********890', 'caller_e164': '+**********890', \
 'caller_id_name': None}
 >>> mask_fields({"caller_id_private": True, "caller_id_raw": "081234567890"}, Role.operator)
 {'caller_id_private': True, 'caller_id_raw': '081234567890'}
@@ -18,12 +18,22 @@ from typing import Any, TypeVar
 
 from callcenter.calls.schemas import CallSummary
 from callcenter.models import Role
-from callcenter.stats.figures import mask_number
 
 # Roles that see a withheld caller's number in lists.
 SEES_WITHHELD_NUMBERS = frozenset({Role.operator, Role.admin})
 
 _Fields = TypeVar("_Fields", bound=dict[str, Any])
+
+
+def mask_number(number: str) -> str:
+    """Every digit but the last three hidden: a withheld number gives away no area or operator.
+
+    >>> mask_number("038821234"), mask_number("+6238821234"), mask_number("12")
+    ('******234', '+*******234', '**')
+    """
+    if len(number) <= 3:
+        return "*" * len(number)
+    return "".join("*" if c.isalnum() else c for c in number[:-3]) + number[-3:]
 
 
 def sees_number(role: Role) -> bool:
