@@ -60,6 +60,8 @@ class AmiSettings(Section):
     spool_max_bytes: int = 256 * 1024 * 1024
     queue_log_path: str = ""
     cdr_path: str = ""
+    # cel_custom's JSON lines: hangup causes, operator channels, exact times for reconcile.
+    cel_path: str = ""
     # The zone cdr_csv writes its local times in (the Asterisk server's).
     cdr_timezone: str = "UTC"
 
