@@ -42,11 +42,13 @@ class Recording:
     frames: list[Chunk]  # each a whole frame, terminator included, login reply left out
 
     @classmethod
-    def load(cls, path: Path, *, stamp: bool = False) -> Recording:
+    def load(cls, path: Path, *, stamp: bool = False, end_at: float | None = None) -> Recording:
         """Read ``ami.raw`` (frame bounds and times from ``ami.jsonl`` beside it when present).
 
         ``stamp`` adds the ``Timestamp`` header Asterisk sends with ``timestampevents = yes``
-        (the recordings were made without it), from the capture's wall clock.
+        (the recordings were made without it), from the capture's wall clock; ``end_at`` (an
+        epoch time) moves that clock so the recording's last frame falls then, gaps kept (a
+        trace replayed "as if just now", e.g. for the call-back worklist).
         """
         folder = path if path.is_dir() else path.parent
         raw = (folder / "ami.raw").read_bytes() if path.is_dir() else path.read_bytes()
@@ -54,16 +56,17 @@ class Recording:
         frames: list[Chunk] = []
         greeting = GREETING
         if index.exists():
-            for line in index.read_text().splitlines():
-                row = json.loads(line)
-                if row.get("dir") != "rx":
-                    continue
+            rows = [json.loads(line) for line in index.read_text().splitlines()]
+            rows = [row for row in rows if row.get("dir") == "rx"]
+            last = max((row["t_wall"] for row in rows if "t_wall" in row), default=0.0)
+            shift = 0.0 if end_at is None else end_at - last
+            for row in rows:
                 data = raw[row["offset"] : row["offset"] + row["length"]]
                 if row.get("type") == "greeting":
                     greeting = data
                     continue
                 if stamp and row.get("type") == "event":
-                    data = _stamped(data, row["t_wall"])
+                    data = _stamped(data, row["t_wall"] + shift)
                 frames.append(Chunk(data + b"\r\n\r\n", row.get("t_rel")))
         else:
             parser = FrameParser()

@@ -193,9 +193,12 @@ class Listener:
                     return
                 self._queue.put(_LOST)
                 reconcile = True
-                self._set_state(f"connection to {where} lost: {session.lost_reason or 'no Pong'}")
                 if self.stop_at_eof:
+                    # A replay's stream ended: that is its normal end, not a lost connection.
+                    log.info("AMI: the stream from %s ended", where)
+                    self._state = "stream ended"
                     return
+                self._set_state(f"connection to {where} lost: {session.lost_reason or 'no Pong'}")
             log.info("AMI: retrying in %g s", delay)
             if self._stopping.wait(delay):
                 return
