@@ -8,6 +8,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from callcenter.db import make_engine, make_sessionmaker
@@ -44,3 +45,13 @@ def test_a_fresh_serve_has_the_configured_agencies(tmp_path: Path) -> None:
         codes = set(session.scalars(select(Agency.code)))
     engine.dispose()
     assert codes == {agency.code for agency in Settings().agencies}
+
+
+def test_serve_options_are_explained(capsys: pytest.CaptureFixture[str]) -> None:
+    from callcenter.cli import build_parser
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["serve", "--help"])
+    text = capsys.readouterr().out
+    assert "address the API listens on" in text
+    assert "port the API listens on" in text
