@@ -47,6 +47,11 @@ def _label(name: str) -> str:
 
 
 def _count(n: int, one: str, many: str) -> str:
+    """A count with its noun.
+
+    >>> _count(1, "emergency", "emergencies"), _count(2, "emergency", "emergencies")
+    ('1 emergency', '2 emergencies')
+    """
     return f"{n} {one if n == 1 else many}"
 
 
