@@ -33,7 +33,8 @@ def test_prompt_texts_become_8khz_mono_wav(tmp_path: Path) -> None:
 
 def duration(path: Path) -> float:
     with wave.open(str(path)) as audio:
-        return audio.getnframes() / audio.getframerate()
+        seconds: float = audio.getnframes() / audio.getframerate()
+        return seconds
 
 
 # What the channel does besides playing, from the answer to Queue(): the FastAGI connection
