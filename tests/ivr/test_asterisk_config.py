@@ -126,3 +126,15 @@ def test_the_dialplan_reports_the_caller_presentation() -> None:
     inbound = sections(ASTERISK / "extensions.conf")["from-pstn"]
     sets = [value for key, value in inbound if "Set(CALLER_PRES=${CALLERID(pres)})" in value]
     assert len(sets) == 1
+
+
+def test_the_readme_quotes_what_asterisk_prints_when_the_backend_is_down() -> None:
+    """With the IVR down nothing sets QUEUE_PRIO before the "IVR done" NoOp: it prints empty,
+    and the next step sets the default (the README used to promise QUEUE_PRIO=10 there)."""
+    inbound = [value for _key, value in sections(ASTERISK / "extensions.conf")["from-pstn"]]
+    noop = next(i for i, step in enumerate(inbound) if "NoOp(IVR done:" in step)
+    default = next(i for i, step in enumerate(inbound) if "Set(QUEUE_PRIO=${SIAGA112" in step)
+    assert noop < default
+    readme = (ASTERISK / "README.md").read_text()
+    assert 'NoOp("IVR done: AGISTATUS=FAILURE CALLER_FLAG= QUEUE_PRIO=")' in readme
+    assert "QUEUE_PRIO=10)" in readme
