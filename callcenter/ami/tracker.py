@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from callcenter.ami.frames import Frame
-from callcenter.phone import restricted
+from callcenter.presentation import restricted
 
 # Queue() statuses that mean "the queue gave up", as opposed to a caller who hung up.
 UNANSWERED_QUEUE_STATUSES = frozenset(

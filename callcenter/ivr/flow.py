@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
-from callcenter.phone import restricted
+from callcenter.presentation import restricted
 from callcenter.settings import IvrSettings
 
 # Channel variables the dialplan and the operators read.
