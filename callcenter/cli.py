@@ -24,6 +24,16 @@ COMMAND_MODULES = (
 )
 
 
+# Exit codes besides 0 and 1: the configuration is wrong (fix it), or a service is down (retry).
+EXIT_CONFIG = 2
+EXIT_UNAVAILABLE = 3
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"callcenter: {message}", file=sys.stderr)  # noqa: T201
+    return code
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="callcenter", description="Siaga 112: the 112 emergency call center backend."
@@ -42,12 +52,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return agi.main(argv[1:])
     args = build_parser().parse_args(argv)
-    from callcenter.settings import get_settings
+    from pydantic import ValidationError
+    from sqlalchemy.exc import OperationalError
 
+    from callcenter.settings import ConfigError, describe, get_settings
+
+    try:
+        level = get_settings().log_level
+    except ValidationError as exc:
+        return _fail(describe(exc), EXIT_CONFIG)
+    except ConfigError as exc:
+        return _fail(exc.message, EXIT_CONFIG)
     logging.basicConfig(
-        level=get_settings().log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
     if args.command != "migrate":
         # Readiness probes check the schema revision every few seconds: not worth a log line.
@@ -55,6 +72,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.func(args)
         sys.stdout.flush()
+    except ConfigError as exc:
+        return _fail(exc.message, EXIT_CONFIG)
+    except OperationalError as exc:
+        # The server is down, refuses us, or the name does not resolve: say so, no traceback.
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+        return _fail(f"cannot use the database: {reason}", EXIT_UNAVAILABLE)
     except BrokenPipeError:
         # The reader went away (`callcenter export calls | head`): stop quietly, as Unix tools
         # do, and keep the interpreter's final flush from raising again.

@@ -9,10 +9,12 @@ from pathlib import Path
 from typing import Any, TypeAlias
 
 from sqlalchemy import DateTime, Engine, Row, create_engine, event
-from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.engine import URL, Dialect, make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
+from callcenter.settings import ConfigError
 from callcenter.sqlite_writes import serialise_writes
 
 # A result row of any shape, for functions that read it by column name.
@@ -57,8 +59,23 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine for ``url``; SQLite gets WAL, foreign keys and a busy timeout."""
-    parsed = make_url(url)
+    """An engine for ``url``; SQLite gets WAL, foreign keys and a busy timeout. A malformed URL
+    or a driver that is not installed is a ConfigError (the URL shown without its password)."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ConfigError(
+            "the database URL (CALLCENTER_DATABASE_URL) is not a URL like "
+            "postgresql+psycopg://user@host/db or sqlite:///path/file.db"
+        ) from None
+    try:
+        return _make_engine(url, parsed, **kwargs)
+    except (NoSuchModuleError, ImportError) as exc:
+        shown = parsed.render_as_string(hide_password=True)
+        raise ConfigError(f"database URL {shown}: its driver is not installed ({exc})") from None
+
+
+def _make_engine(url: str, parsed: URL, **kwargs: Any) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,9 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
-from callcenter.settings import PROJECT_ROOT
+from callcenter.db import make_sessionmaker, transaction
+from callcenter.incidents import agencies
+from callcenter.settings import PROJECT_ROOT, Settings
 
 MIGRATIONS_DIR = PROJECT_ROOT / "migrations"
 
@@ -25,6 +27,15 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
+
+
+def upgrade_and_seed(engine: Engine, settings: Settings) -> list[str]:
+    """What `callcenter migrate` and `callcenter serve` both do before serving: the schema to
+    head, then the configured agencies whose code is new (incidents need them). Returns the
+    codes added."""
+    upgrade(engine)
+    with transaction(make_sessionmaker(engine)) as session:
+        return agencies.seed(session, settings.agencies)
 
 
 def head_revisions(engine: Engine) -> set[str]:

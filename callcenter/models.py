@@ -161,11 +161,15 @@ class Call(Base):
 
     # Caller ID as received, its normalisation, and the caller row it belongs to.
     caller_id_raw: Mapped[str] = mapped_column(String(128), default="")
-    caller_id_name: Mapped[str] = mapped_column(String(128), default="")
+    # NULL when the network sent no name (AMI's "<unknown>"; the raw value stays in the events).
+    caller_id_name: Mapped[str | None] = mapped_column(String(128))
     caller_e164: Mapped[str | None] = mapped_column(String(32), index=True)
     caller_id_status: Mapped[CallerIdStatus] = mapped_column(
         _enum(CallerIdStatus, "caller_id_status"), default=CallerIdStatus.withheld
     )
+    # The caller asked for privacy (presentation restricted, e.g. SIP "Privacy: id"): the number
+    # is kept (a 112 line calls back) but lists mask it for roles that do not need it.
+    caller_id_private: Mapped[bool] = mapped_column(Boolean, default=False)
     caller_key_id: Mapped[int | None] = mapped_column(ForeignKey("callers.id"))
 
     # Telephony (written by the AMI listener only).
@@ -178,12 +182,17 @@ class Call(Base):
     queue_position: Mapped[int | None] = mapped_column(Integer)
     operator: Mapped[str | None] = mapped_column(String(128), index=True)
     operator_interface: Mapped[str | None] = mapped_column(String(128))
+    # The caller's wait from the first queue join to the answer, over every queue round.
     wait_seconds: Mapped[int | None] = mapped_column(Integer)
+    # From the call reaching the PBX to an operator answering, the IVR included (NENA's).
+    answer_seconds: Mapped[int | None] = mapped_column(Integer)
     talk_seconds: Mapped[int | None] = mapped_column(Integer)
     ended_by: Mapped[str | None] = mapped_column(String(16))  # caller | operator | system
     hangup_cause: Mapped[int | None] = mapped_column(Integer)
     hangup_cause_txt: Mapped[str | None] = mapped_column(String(64))
     transferred_to: Mapped[str | None] = mapped_column(String(128))
+    # Queue rounds that timed out (the dialplan's Emergency112Overflow UserEvent).
+    overflows: Mapped[int] = mapped_column(Integer, default=0)
     # The listener lost sight of the call (AMI gap); closed by reconciliation.
     gap: Mapped[bool] = mapped_column(Boolean, default=False)
     gap_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

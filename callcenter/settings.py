@@ -6,12 +6,15 @@ Nested sections use a double underscore: ``CALLCENTER_AMI__SECRET`` overrides ``
 from __future__ import annotations
 
 import os
+import tomllib
+import typing
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -19,12 +22,27 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from callcenter.errors import CallCenterError
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_FILE = PROJECT_ROOT / "config" / "callcenter.toml"
 PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "secret", "password"})
 
 
-class AmiSettings(BaseModel):
+class ConfigError(CallCenterError):
+    """The configuration cannot be used: a missing or malformed file, an unknown key, a bad
+    value. Its message names the file and the key; commands print it as one line."""
+
+    code = "config_error"
+
+
+class Section(BaseModel):
+    """A config section: a misspelt key (``[ami] portt``) is an error, not a silent default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class AmiSettings(Section):
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = 5038
@@ -42,11 +60,13 @@ class AmiSettings(BaseModel):
     spool_max_bytes: int = 256 * 1024 * 1024
     queue_log_path: str = ""
     cdr_path: str = ""
+    # cel_custom's JSON lines: hangup causes, operator channels, exact times for reconcile.
+    cel_path: str = ""
     # The zone cdr_csv writes its local times in (the Asterisk server's).
     cdr_timezone: str = "UTC"
 
 
-class FastAgiSettings(BaseModel):
+class FastAgiSettings(Section):
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = 4573
@@ -58,14 +78,14 @@ class FastAgiSettings(BaseModel):
     secret: SecretStr | None = None
 
 
-class PromptNames(BaseModel):
+class PromptNames(Section):
     greeting: str = "custom/112-greeting"
     prank_warning: str = "custom/112-prank-warning"
     please_hold: str = "custom/112-please-hold"
     all_busy: str = "custom/112-all-busy"
 
 
-class IvrSettings(BaseModel):
+class IvrSettings(Section):
     queue: str = "emergency-112"
     prank_threshold: int = 3
     prank_window_days: int = 30
@@ -76,7 +96,7 @@ class IvrSettings(BaseModel):
     prompt_texts: dict[str, str] = Field(default_factory=dict)
 
 
-class AgencyConfig(BaseModel):
+class AgencyConfig(Section):
     """An agency loaded into the agencies table by `callcenter migrate` (when its code is new)."""
 
     code: str = Field(pattern=r"^[a-z0-9_\-]{2,32}$")
@@ -84,14 +104,14 @@ class AgencyConfig(BaseModel):
     kind: str
 
 
-class DistrictConfig(BaseModel):
+class DistrictConfig(Section):
     """A district (kecamatan) of the regency and the villages an incident may be placed in."""
 
     name: str
     villages: list[str] = Field(default_factory=list)
 
 
-class IncidentSettings(BaseModel):
+class IncidentSettings(Section):
     categories: list[str] = Field(
         default_factory=lambda: [
             "fire",
@@ -108,14 +128,14 @@ class IncidentSettings(BaseModel):
     followup_overdue_minutes: int = Field(default=30, gt=0)
 
 
-class CallbackSettings(BaseModel):
+class CallbackSettings(Section):
     # Calls older than this are no longer offered for a call-back.
     window_hours: int = Field(default=72, gt=0)
     # After this many unanswered attempts the item leaves the worklist.
     max_attempts: int = Field(default=3, gt=0)
 
 
-class StatsSettings(BaseModel):
+class StatsSettings(Section):
     # Calls changed up to this long before the rollup watermark are re-checked on each
     # refresh, so a transaction that commits late is still counted.
     refresh_safety_seconds: int = Field(default=600, ge=0)
@@ -160,8 +180,7 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         config_file = Path(os.environ.get("CALLCENTER_CONFIG", DEFAULT_CONFIG_FILE))
-        toml = TomlConfigSettingsSource(settings_cls, toml_file=config_file)
-        return (init_settings, env_settings, toml)
+        return (init_settings, env_settings, _checked_toml(settings_cls, config_file))
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:
@@ -193,6 +212,65 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'callcenter.db').resolve()}"
+
+
+def _checked_toml(settings_cls: type[BaseSettings], path: Path) -> TomlConfigSettingsSource:
+    """The TOML file as a settings source: it must exist, parse, and hold only known keys."""
+    if not path.is_file():
+        raise ConfigError(f"config file {path} not found (CALLCENTER_CONFIG names it)")
+    try:
+        source = TomlConfigSettingsSource(settings_cls, toml_file=path)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    unknown = unknown_keys(source.toml_data, settings_cls)
+    if unknown:
+        raise ConfigError(f"config file {path}: unknown key {', '.join(unknown)}")
+    return source
+
+
+def unknown_keys(data: Mapping[str, Any], model: type[BaseModel], prefix: str = "") -> list[str]:
+    """Dotted names of the keys in ``data`` that ``model`` has no field for.
+
+    >>> unknown_keys({"ami": {"portt": 1, "port": 2}, "agencies": [{"code": "x", "nam": ""}]},
+    ...              Settings)
+    ['ami.portt', 'agencies[0].nam']
+    """
+    found = []
+    for key, value in data.items():
+        field = model.model_fields.get(key)
+        if field is None:
+            found.append(f"{prefix}{key}")
+            continue
+        nested = _model_of(field.annotation)
+        if nested is None:
+            continue
+        if isinstance(value, Mapping):
+            found += unknown_keys(value, nested, f"{prefix}{key}.")
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                if isinstance(item, Mapping):
+                    found += unknown_keys(item, nested, f"{prefix}{key}[{i}].")
+    return found
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    """The section model of a field: ``AmiSettings`` or ``list[AgencyConfig]``."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if typing.get_origin(annotation) is list:
+        (item,) = typing.get_args(annotation)
+        return item if isinstance(item, type) and issubclass(item, BaseModel) else None
+    return None
+
+
+def describe(error: ValidationError) -> str:
+    """A settings validation error as one line, naming each key (never echoing the value)."""
+    config = os.environ.get("CALLCENTER_CONFIG", str(DEFAULT_CONFIG_FILE))
+    problems = "; ".join(
+        f"{'.'.join(str(part) for part in e['loc']) or 'settings'}: {e['msg']}"
+        for e in error.errors()
+    )
+    return f"configuration ({config} and CALLCENTER_* variables): {problems}"
 
 
 @lru_cache

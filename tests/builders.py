@@ -42,7 +42,7 @@ def make_call(
     session: Session,
     *,
     caller: str = "081234567890",
-    caller_name: str = "",
+    caller_name: str | None = None,
     started_at: datetime | None = None,
     outcome: Outcome = Outcome.answered,
     classification: Classification | None = None,
@@ -51,6 +51,7 @@ def make_call(
     talk_seconds: int | None = 21,
     pbx: str = "test-pbx",
     caller_key_id: int | None = None,
+    private: bool = False,
 ) -> Call:
     n = next(_seq)
     # A minute apart, and always on 1 May (09:00-21:00 WITA) however many calls earlier tests
@@ -68,6 +69,7 @@ def make_call(
         caller_id_name=caller_name,
         caller_e164=number.e164,
         caller_id_status=number.status,
+        caller_id_private=private,
         caller_key_id=caller_key_id,
         outcome=outcome,
         started_at=started,
@@ -77,6 +79,8 @@ def make_call(
         queue="emergency-112",
         operator=operator if answered else None,
         wait_seconds=wait_seconds,
+        # The IVR took 6 s before the queue: answer time counts it.
+        answer_seconds=6 + (wait_seconds or 0) if answered else None,
         talk_seconds=talk_seconds if answered else None,
         classification=classification,
         telephony_state={},

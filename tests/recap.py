@@ -123,6 +123,9 @@ def build_calls(rng: random.Random) -> list[dict[str, Any]]:
                 "queue": "emergency-112",
                 "operator": rng.choice(OPERATORS) if answered else None,
                 "wait_seconds": wait,
+                # 8 s in the IVR before the queue, as answered_at says.
+                "answer_seconds": 8 + (wait or 0) if answered else None,
+                "overflows": 1 if wait is not None and wait > 25 else 0,
                 "talk_seconds": rng.randrange(10, 400) if answered else None,
                 "classification": classification,
                 "classification_reason": reason,

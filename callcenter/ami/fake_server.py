@@ -42,11 +42,13 @@ class Recording:
     frames: list[Chunk]  # each a whole frame, terminator included, login reply left out
 
     @classmethod
-    def load(cls, path: Path, *, stamp: bool = False) -> Recording:
+    def load(cls, path: Path, *, stamp: bool = False, end_at: float | None = None) -> Recording:
         """Read ``ami.raw`` (frame bounds and times from ``ami.jsonl`` beside it when present).
 
         ``stamp`` adds the ``Timestamp`` header Asterisk sends with ``timestampevents = yes``
-        (the recordings were made without it), from the capture's wall clock.
+        (the recordings were made without it), from the capture's wall clock; ``end_at`` (an
+        epoch time) moves that clock so the recording's last frame falls then, gaps kept (a
+        trace replayed "as if just now", e.g. for the call-back worklist).
         """
         folder = path if path.is_dir() else path.parent
         raw = (folder / "ami.raw").read_bytes() if path.is_dir() else path.read_bytes()
@@ -54,16 +56,17 @@ class Recording:
         frames: list[Chunk] = []
         greeting = GREETING
         if index.exists():
-            for line in index.read_text().splitlines():
-                row = json.loads(line)
-                if row.get("dir") != "rx":
-                    continue
+            rows = [json.loads(line) for line in index.read_text().splitlines()]
+            rows = [row for row in rows if row.get("dir") == "rx"]
+            last = max((row["t_wall"] for row in rows if "t_wall" in row), default=0.0)
+            shift = 0.0 if end_at is None else end_at - last
+            for row in rows:
                 data = raw[row["offset"] : row["offset"] + row["length"]]
                 if row.get("type") == "greeting":
                     greeting = data
                     continue
                 if stamp and row.get("type") == "event":
-                    data = _stamped(data, row["t_wall"])
+                    data = _stamped(data, row["t_wall"] + shift)
                 frames.append(Chunk(data + b"\r\n\r\n", row.get("t_rel")))
         else:
             parser = FrameParser()
@@ -95,10 +98,14 @@ def coalesce(chunks: Sequence[Chunk], size: int = 65536) -> list[Chunk]:
 
 
 class _Channels:
-    """Which channels are up, as far as the stream has told: answers CoreShowChannels."""
+    """Which channels are up, where they are, and who waits in a queue, as far as the stream
+    has told: answers CoreShowChannels and QueueStatus."""
 
     def __init__(self) -> None:
         self.up: dict[str, list[tuple[str, str]]] = {}
+        self.where: dict[str, dict[str, str]] = {}  # Context, Exten, Application, BridgeId...
+        self.waiting: dict[str, tuple[list[tuple[str, str]], float | None]] = {}
+        self.last_stamp: float | None = None
         self._parser = FrameParser()
 
     def play(self, data: bytes) -> None:
@@ -106,10 +113,48 @@ class _Channels:
             uniqueid = frame.get("Uniqueid")
             if not uniqueid or frame.action_id:
                 continue
-            if frame.name == "Newchannel":
+            stamp = _float(frame.get("Timestamp"))
+            self.last_stamp = stamp if stamp is not None else self.last_stamp
+            name = frame.name
+            if name == "Newchannel":
                 self.up[uniqueid] = frame.headers
-            elif frame.name == "Hangup":
+                self.where[uniqueid] = {"BridgeId": ""}
+            elif name == "Hangup":
                 self.up.pop(uniqueid, None)
+                self.where.pop(uniqueid, None)
+                self.waiting.pop(uniqueid, None)
+            elif name == "Newexten" and uniqueid in self.where:
+                self.where[uniqueid].update(
+                    Context=frame.get("Context") or "",
+                    Exten=frame.get("Extension") or frame.get("Exten") or "",
+                    Application=frame.get("Application") or "",
+                    ApplicationData=frame.get("AppData") or "",
+                )
+            elif name in ("BridgeEnter", "BridgeLeave") and uniqueid in self.where:
+                bridge = frame.get("BridgeUniqueid") or ""
+                self.where[uniqueid]["BridgeId"] = bridge if name == "BridgeEnter" else ""
+            elif name == "QueueCallerJoin":
+                self.waiting[uniqueid] = (frame.headers, stamp)
+            elif name in ("QueueCallerLeave", "QueueCallerAbandon"):
+                self.waiting.pop(uniqueid, None)
+
+    def queue_entries(self) -> list[list[tuple[str, str]]]:
+        """QueueEntry items, ``Wait`` from the stream's clock (its Timestamps)."""
+        items = []
+        wanted = ("Queue", "Position", "Channel", "Uniqueid", "CallerIDNum", "CallerIDName")
+        for headers, joined in self.waiting.values():
+            waited = 0
+            if joined is not None and self.last_stamp is not None:
+                waited = int(self.last_stamp - joined)
+            items.append([*((k, v) for k, v in headers if k in wanted), ("Wait", str(waited))])
+        return items
+
+
+def _float(value: str | None) -> float | None:
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None
 
 
 class FakeAsterisk:
@@ -126,6 +171,7 @@ class FakeAsterisk:
         skipped: Sequence[Sequence[Chunk]] = (),
         answer_pings: bool = True,
         close_at_end: bool = True,
+        history: Sequence[Chunk] = (),
     ) -> None:
         self.plan = list(plan)
         self.skipped = list(skipped)  # what Asterisk saw between connections n and n+1
@@ -138,6 +184,8 @@ class FakeAsterisk:
         self.connections = 0
         self.finished = threading.Event()  # the last planned stream has been sent
         self._channels = _Channels()
+        for chunk in history:  # what Asterisk saw before anyone connected (a listener was down)
+            self._channels.play(chunk.data)
         self._server = socket.create_server(("127.0.0.1", 0))
         self.port: int = self._server.getsockname()[1]
         self._threads: list[threading.Thread] = []
@@ -240,16 +288,19 @@ class FakeAsterisk:
         if name == "coreshowchannels":
             return self._core_show_channels(frame)
         if name == "queuestatus":
-            return _list_reply(frame, "Queue status will follow", [], "QueueStatus")
+            entries = self._channels.queue_entries()
+            return _list_reply(frame, "Queue status will follow", entries, "QueueEntry")
         if name == "logoff":
             return _reply("Goodbye", frame, Message="Thanks for all the fish.")
         return _reply("Error", frame, Message="Invalid/unknown command")
 
     def _core_show_channels(self, frame: Frame) -> bytes:
         items = []
-        for headers in list(self._channels.up.values()):
+        for uniqueid, headers in list(self._channels.up.items()):
             wanted = ("Channel", "ChannelState", "CallerIDNum", "Context", "Exten", "Uniqueid")
-            items.append([(k, v) for k, v in headers if k in (*wanted, "Linkedid")])
+            item = {k: v for k, v in headers if k in (*wanted, "Linkedid")}
+            item.update(self._channels.where.get(uniqueid, {}))
+            items.append(list(item.items()))
         return _list_reply(frame, "Channels will follow", items, "CoreShowChannel")
 
     def _stream(self, conn: socket.socket, number: int, lock: threading.Lock) -> None:
@@ -297,7 +348,9 @@ def _list_reply(
 ) -> bytes:
     action_id = action.get("ActionID") or ""
     out = _reply("Success", action, EventList="start", Message=message)
-    complete = ("CoreShowChannels" if item_event == "CoreShowChannel" else item_event) + "Complete"
+    complete = {"CoreShowChannel": "CoreShowChannels", "QueueEntry": "QueueStatus"}.get(
+        item_event, item_event
+    ) + "Complete"
     for headers in items:
         lines = [f"Event: {item_event}", f"ActionID: {action_id}"]
         lines += [f"{k}: {v}" for k, v in headers]

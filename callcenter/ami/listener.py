@@ -20,6 +20,7 @@ from datetime import datetime
 
 from asterisk.manager import ManagerException
 
+from callcenter.ami import lists
 from callcenter.ami.client import ActionTimeout, AmiSession, AuthenticationFailed
 from callcenter.ami.frames import Frame, log_junk, read_frame
 from callcenter.ami.spool import Spool
@@ -29,7 +30,7 @@ from callcenter.ami.store import (
     StoreRejected,
     StoreUnavailable,
 )
-from callcenter.ami.tracker import CallState, CallTracker
+from callcenter.ami.tracker import CallState, CallTracker, event_time
 from callcenter.db import utcnow
 from callcenter.settings import AmiSettings
 
@@ -88,6 +89,7 @@ class Listener:
         self._queue: queue.Queue[object] = queue.Queue(maxsize=queue_size)
         self._stopping = threading.Event()
         self._reconciles: dict[str, _Reconcile] = {}
+        self._queue_statuses: set[str] = set()  # ActionIDs of QueueStatus sent at reconnect
         self._session: AmiSession | None = None
         self._state = "starting"
         self._db_state = "ok"
@@ -191,9 +193,12 @@ class Listener:
                     return
                 self._queue.put(_LOST)
                 reconcile = True
-                self._set_state(f"connection to {where} lost: {session.lost_reason or 'no Pong'}")
                 if self.stop_at_eof:
+                    # A replay's stream ended: that is its normal end, not a lost connection.
+                    log.info("AMI: the stream from %s ended", where)
+                    self._state = "stream ended"
                     return
+                self._set_state(f"connection to {where} lost: {session.lost_reason or 'no Pong'}")
             log.info("AMI: retrying in %g s", delay)
             if self._stopping.wait(delay):
                 return
@@ -222,7 +227,9 @@ class Listener:
         self._reconciles[action_id] = _Reconcile(gap_started)
         try:
             session.send_raw({"Action": "CoreShowChannels", "ActionID": action_id})
-            session.send_raw({"Action": "QueueStatus", "ActionID": session.new_action_id()})
+            queue_status = session.new_action_id()
+            self._queue_statuses.add(queue_status)
+            session.send_raw({"Action": "QueueStatus", "ActionID": queue_status})
         except ManagerException as exc:
             log.warning("AMI: reconcile request failed (%s)", exc)
 
@@ -278,6 +285,9 @@ class Listener:
         if action_id is not None and action_id in self._reconciles:
             self._reconcile_item(action_id, frame, batch)
             return
+        if action_id is not None and action_id in self._queue_statuses:
+            self._queue_status_item(action_id, frame, received_at, batch)
+            return
         try:
             tracked = self.tracker.feed(frame, received_at)
         except Exception:  # a frame the tracker chokes on must not stop the listener
@@ -291,6 +301,10 @@ class Listener:
             uniqueid = frame.get("Uniqueid")
             if uniqueid:
                 pending.alive.add(uniqueid)
+                # Where the call is now (queued, connected), or a call begun during the gap.
+                batch.add(
+                    None, lists.channel_listed(self.tracker, frame, event_time(frame, utcnow()))
+                )
         elif frame.name == "CoreShowChannelsComplete":
             del self._reconciles[action_id]
             began = pending.gap_started_at or self._gap_started or utcnow()
@@ -299,6 +313,15 @@ class Listener:
             for state in closed:
                 log.warning("call %s ended during the AMI gap: closed, marked gap", state.uniqueid)
                 batch.add(None, state)
+
+    def _queue_status_item(
+        self, action_id: str, frame: Frame, received_at: datetime, batch: Batch
+    ) -> None:
+        """QueueStatus after a reconnect: each QueueEntry is a caller waiting now."""
+        if frame.name == "QueueEntry":
+            batch.add(None, lists.queue_entry(self.tracker, frame, event_time(frame, received_at)))
+        elif frame.name == "QueueStatusComplete":
+            self._queue_statuses.discard(action_id)
 
     def _flush(self, batch: Batch, *, final: bool = False) -> None:
         if len(self.spool):

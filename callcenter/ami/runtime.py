@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from callcenter.ami.listener import Listener
 from callcenter.ami.spool import Spool
-from callcenter.ami.store import CallStore, normalise_cached
+from callcenter.ami.store import CallStore, caller_name, normalise_cached
 from callcenter.ami.tracker import CallState
 from callcenter.api.health import add_readiness_probe
 from callcenter.db import make_engine, make_sessionmaker
@@ -33,8 +33,9 @@ def live_message(state: CallState, *, pbx: str, region: str) -> dict[str, Any]:
         "linkedid": state.linkedid,
         "outcome": state.outcome,
         "caller_id_raw": state.caller_id_raw,
-        "caller_id_name": state.caller_id_name,
+        "caller_id_name": caller_name(state.caller_id_name),
         "caller_e164": normalise_cached(state.caller_id_raw, region).e164,
+        "caller_id_private": state.private,
         "queue": state.queue,
         "queue_position": state.queue_position,
         "operator": state.operator,
@@ -43,7 +44,9 @@ def live_message(state: CallState, *, pbx: str, region: str) -> dict[str, Any]:
         "answered_at": iso(state.answered_at),
         "ended_at": iso(state.ended_at),
         "wait_seconds": state.wait_seconds,
+        "answer_seconds": state.answer_seconds,
         "talk_seconds": state.talk_seconds,
+        "overflows": state.overflows,
         "ended_by": state.ended_by,
         "gap": state.gap,
     }

@@ -117,6 +117,14 @@ def _text(value: str | None, limit: int) -> str | None:
     return value.replace("\x00", "\\x00")[:limit]
 
 
+def caller_name(value: str | None) -> str | None:
+    """The caller's name, or None when the network sent none (AMI says ``<unknown>``, CDR
+    leaves it empty); the raw value stays in the call's events."""
+    if value is None or value.strip() in ("", "<unknown>"):
+        return None
+    return _text(value, 128)
+
+
 @lru_cache(maxsize=65536)
 def normalise_cached(raw: str, region: str) -> CallerNumber:
     return normalise(raw, region)
@@ -249,9 +257,10 @@ class CallStore:
             "linkedid": state.linkedid,
             "channel": _text(state.channel, 128),
             "caller_id_raw": _text(state.caller_id_raw, 128),
-            "caller_id_name": _text(state.caller_id_name, 128),
+            "caller_id_name": caller_name(state.caller_id_name),
             "caller_e164": number.e164,
             "caller_id_status": number.status,
+            "caller_id_private": state.private,
             "outcome": Outcome(state.outcome),
             "started_at": state.started_at,
             "queued_at": state.queued_at,
@@ -262,11 +271,13 @@ class CallStore:
             "operator": _text(state.operator, 128),
             "operator_interface": _text(state.operator_interface, 128),
             "wait_seconds": state.wait_seconds,
+            "answer_seconds": state.answer_seconds,
             "talk_seconds": state.talk_seconds,
             "ended_by": state.ended_by,
             "hangup_cause": state.hangup_cause,
             "hangup_cause_txt": _text(state.hangup_cause_txt, 64),
             "transferred_to": _text(state.transferred_to, 128),
+            "overflows": state.overflows,
             "gap": state.gap,
             "gap_started_at": state.gap_started_at,
             "telephony_state": _json_safe(state.snapshot()),

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from callcenter.ami.frames import Frame
+from callcenter.presentation import restricted
 
 # Queue() statuses that mean "the queue gave up", as opposed to a caller who hung up.
 UNANSWERED_QUEUE_STATUSES = frozenset(
@@ -24,6 +25,12 @@ UNANSWERED_QUEUE_STATUSES = frozenset(
 )
 # Hangup causes that mean the network failed the call rather than someone ending it.
 FAILURE_CAUSES = frozenset({1, 3, 21, 27, 34, 38, 41, 42, 44, 47, 50, 58, 88, 102, 111, 127})
+# Channel variables the tracker reads (VarSet): the queue's verdict, and the caller's
+# presentation as the dialplan (CALLERID(pres)) and the IVR (agi_callingpres) put it.
+QUEUE_STATUS_VARIABLE = "QUEUESTATUS"
+PRESENTATION_VARIABLE = "CALLER_PRES"
+_VARIABLES = frozenset({QUEUE_STATUS_VARIABLE, PRESENTATION_VARIABLE})
+OVERFLOW_EVENT = "Emergency112Overflow"
 # Dial legs: a Local ';1' half executes the inbound extension as "AppDial2", it is not a caller.
 _DIAL_APPS = ("AppDial", "AppDial2")
 _RING_STATE = "4"
@@ -79,6 +86,22 @@ class CallState:
     hangup_cause_txt: str | None = None
     gap: bool = False
     gap_started_at: datetime | None = None
+    # The caller asked for privacy (presentation restricted): seen once, kept.
+    private: bool = False
+    # Queue rounds that timed out (Emergency112Overflow); the last round counted.
+    overflows: int = 0
+    overflow_round: int = 0
+    # queued_at / answered_at only read from a channel list after a gap (to the second, in the
+    # listener's clock): Asterisk's HoldTime / TalkTime correct them when they come.
+    queue_estimated: bool = False
+    answer_estimated: bool = False
+
+    @property
+    def answer_seconds(self) -> int | None:
+        """From the call reaching the PBX to an operator answering, the IVR included."""
+        if self.answered_at is None:
+            return None
+        return max(int((self.answered_at - self.started_at).total_seconds()), 0)
 
     @property
     def is_final(self) -> bool:
@@ -261,8 +284,21 @@ class CallTracker:
         if answered:
             return answered[0]
         # AgentConnect was lost in a gap: the one call that rang this member, if only one did.
-        rang = [s for s in candidates if s.answered_at is None and interface in s.interfaces_rung]
+        rang = [
+            s
+            for s in candidates
+            if (s.answered_at is None or s.answer_estimated) and interface in s.interfaces_rung
+        ]
         return rang[0] if len(rang) == 1 else None
+
+    def adopt(self, state: CallState, frame: Frame) -> None:
+        """Track a call found otherwise than by its first events (a channel list)."""
+        self.calls[state.uniqueid] = state
+        self._by_linkedid[state.linkedid] = state.uniqueid
+        self._update_caller_id(state, frame, "Newchannel")
+
+    def is_inbound(self, frame: Frame) -> bool:
+        return self._is_inbound(frame)
 
     def _is_inbound(self, frame: Frame) -> bool:
         return (
@@ -302,6 +338,8 @@ class CallTracker:
         num, cid_name = frame.get("CallerIDNum"), frame.get("CallerIDName")
         authoritative = name in ("Newchannel", "NewCallerid")
         changed = False
+        if name == "NewCallerid" and not state.private and restricted(frame.get("CID-CallingPres")):
+            state.private = changed = True
         # Any event on the channel repeats its caller ID: it fills in a missed NewCallerid.
         if num not in (None, state.caller_id_raw) and (
             authoritative or state.caller_id_raw == "<unknown>"
@@ -317,8 +355,10 @@ class CallTracker:
         if when > state.last_event_at:
             state.last_event_at = when
         handler = _HANDLERS.get(name)
-        if name == "VarSet" and frame.get("Variable") != "QUEUESTATUS":
-            handler = None  # the bulk of the stream: only QUEUESTATUS matters
+        if name == "VarSet" and frame.get("Variable") not in _VARIABLES:
+            handler = None  # the bulk of the stream: only QUEUESTATUS and CALLER_PRES matter
+        elif name == "UserEvent" and frame.get("UserEvent") != OVERFLOW_EVENT:
+            handler = None
         own = frame.get("Uniqueid") == state.uniqueid
         if handler is None:
             return own and self._update_caller_id(state, frame, name)
@@ -389,7 +429,7 @@ class CallTracker:
     def _on_complete(self, state: CallState, frame: Frame, when: datetime) -> None:
         if state.talk_seconds is None:
             state.talk_seconds = _int(frame.get("TalkTime"))
-            if state.answered_at is None:
+            if state.answered_at is None or state.answer_estimated:
                 # AgentConnect was missed (an AMI gap): Asterisk's TalkTime says when it was.
                 state.answered_at = when - timedelta(seconds=state.talk_seconds or 0)
             state.complete_reason = frame.get("Reason")
@@ -409,8 +449,19 @@ class CallTracker:
                 state.queue_position = _int(frame.get("OriginalPosition"))
 
     def _on_varset(self, state: CallState, frame: Frame, when: datetime) -> None:
-        if frame.get("Uniqueid") == state.uniqueid and frame.get("Variable") == "QUEUESTATUS":
+        if frame.get("Uniqueid") != state.uniqueid:
+            return
+        variable = frame.get("Variable")
+        if variable == QUEUE_STATUS_VARIABLE:
             state.queue_status = frame.get("Value")
+        elif variable == PRESENTATION_VARIABLE and restricted(frame.get("Value")):
+            state.private = True
+
+    def _on_overflow(self, state: CallState, frame: Frame, when: datetime) -> None:
+        """The dialplan's Emergency112Overflow: this queue round timed out (counted once)."""
+        if frame.get("Uniqueid") == state.uniqueid and state.queue_rounds > state.overflow_round:
+            state.overflow_round = state.queue_rounds
+            state.overflows += 1
 
     def _on_hangup_request(self, state: CallState, frame: Frame, when: datetime) -> None:
         if frame.get("Uniqueid") == state.uniqueid and state.first_hangup_request is None:
@@ -451,8 +502,9 @@ def _joined_before(state: CallState, frame: Frame, when: datetime, held: int | N
     """QueueCallerJoin was lost (an AMI gap): Asterisk's HoldTime says when it was."""
     if state.queue is None:
         state.queue = frame.get("Queue")
-    if state.queued_at is None and held is not None:
+    if (state.queued_at is None or state.queue_estimated) and held is not None:
         state.queued_at = when - timedelta(seconds=held)
+        state.queue_estimated = False
 
 
 _HANDLERS = {
@@ -466,6 +518,7 @@ _HANDLERS = {
     "VarSet": CallTracker._on_varset,
     "HangupRequest": CallTracker._on_hangup_request,
     "SoftHangupRequest": CallTracker._on_hangup_request,
+    "UserEvent": CallTracker._on_overflow,
     "BlindTransfer": CallTracker._on_transfer,
     "AttendedTransfer": CallTracker._on_transfer,
     "Hangup": CallTracker._on_hangup,

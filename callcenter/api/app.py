@@ -11,7 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from callcenter.api import auth, health, validation
+from callcenter.api import auth, docs, health, validation
 from callcenter.api.writes import WriteThreads
 from callcenter.callbacks import routes as callback_routes
 from callcenter.calls import live_routes
@@ -57,7 +57,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Backend of the 112 emergency call center: calls, tagging, incidents, stats.",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,  # served by api/docs.py without a CDN
+        redoc_url=None,
     )
+    docs.install(app)
 
     @app.exception_handler(CallCenterError)
     async def domain_error(_request: Request, exc: CallCenterError) -> JSONResponse:

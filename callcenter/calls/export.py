@@ -1,4 +1,5 @@
-"""Calls as export rows: exactly the fields of issue 3 item 7, as JSON lines or CSV.
+"""Calls as export rows (the fields of issue 3 item 7, the call's id and PBX, privacy, answer
+time and overflows), as JSON lines or CSV.
 
 Times are ISO 8601 in UTC; ``outcome`` and ``classification`` are their exported names.
 """
@@ -17,11 +18,14 @@ from sqlalchemy.orm import Session
 from callcenter.models import Call
 
 EXPORT_FIELDS = (
+    "id",
+    "pbx",
     "uniqueid",
     "linkedid",
     "caller_id_raw",
     "caller_id_name",
     "caller_e164",
+    "caller_id_private",
     "started_at",
     "queued_at",
     "answered_at",
@@ -31,7 +35,9 @@ EXPORT_FIELDS = (
     "operator",
     "operator_interface",
     "wait_seconds",
+    "answer_seconds",
     "talk_seconds",
+    "overflows",
     "ended_by",
     "hangup_cause",
     "classification",

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from callcenter.api.auth import active_user, user_id_from_token
 from callcenter.api.deps import SettingsDep
+from callcenter.calls.privacy import mask_fields, sees_number
 from callcenter.live import InProcessBus, make_live_bus
 from callcenter.models import User
 
@@ -51,7 +52,7 @@ def live_bus(request: Request, settings: SettingsDep) -> InProcessBus:
 @router.get("/live", response_class=StreamingResponse)
 async def live(
     request: Request,
-    _user: Annotated[User, Depends(live_user)],
+    user: Annotated[User, Depends(live_user)],
     bus: Annotated[InProcessBus, Depends(live_bus)],
 ) -> StreamingResponse:
     async def events() -> AsyncIterator[str]:
@@ -64,6 +65,8 @@ async def live(
                     yield ": keep-alive\n\n"
                     continue
                 kind = message.get("type", "call")
+                if message.get("caller_id_private") and not sees_number(user.role):
+                    message = mask_fields(dict(message), user.role)  # shared: copied first
                 yield f"event: {kind}\ndata: {json.dumps(message, ensure_ascii=False)}\n\n"
 
     return StreamingResponse(

@@ -11,6 +11,7 @@ from sqlalchemy import Connection, Row
 from callcenter.api.auth import CurrentUser, TokenUserId, admit
 from callcenter.api.deps import SessionDep, SettingsDep, WriteThreadsDep
 from callcenter.calls import callers, service
+from callcenter.calls.privacy import summary_for
 from callcenter.calls.schemas import (
     CallDetail,
     CallerOut,
@@ -55,7 +56,7 @@ def parse_if_match(value: str | None) -> list[int]:
 def list_calls(
     session: SessionDep,
     settings: SettingsDep,
-    _user: CurrentUser,
+    user: CurrentUser,
     started_from: Annotated[
         AwareDatetime | None,
         Query(alias="from", description="Calls started at or after this time (with a zone)."),
@@ -85,7 +86,7 @@ def list_calls(
     )
     calls, total = service.list_calls(session, filters=filters, limit=limit, offset=offset)
     return CallPage(
-        items=[CallSummary.model_validate(c) for c in calls],
+        items=[summary_for(c, user.role) for c in calls],
         total=total,
         limit=limit,
         offset=offset,
@@ -94,11 +95,26 @@ def list_calls(
 
 @router.get("/{call_id}")
 def get_call(
-    call_id: Annotated[int, Path(ge=1)], session: SessionDep, _user: CurrentUser, response: Response
+    call_id: Annotated[int, Path(ge=1)],
+    session: SessionDep,
+    _user: CurrentUser,
+    response: Response,
+    events: Annotated[
+        bool, Query(description="Include the call's raw AMI events (about 200 a call).")
+    ] = False,
 ) -> CallDetail:
-    call = service.get_call(session, call_id=call_id)
+    call = service.get_call(session, call_id=call_id, with_events=events)
     response.headers["ETag"] = etag(call)
-    detail = CallDetail.model_validate(call)
+    if events:
+        detail = CallDetail.model_validate(call)
+    else:
+        # Without touching call.events, which would load them.
+        fields = {
+            name: getattr(call, name)
+            for name in CallDetail.model_fields
+            if name not in ("events", "ivr")
+        }
+        detail = CallDetail.model_validate(fields, from_attributes=True)
     run = run_of(session, pbx=call.pbx, uniqueid=call.uniqueid)
     if run is not None:
         detail.ivr = IvrRunOut.model_validate(run)
@@ -153,7 +169,7 @@ def get_caller(
     number: Annotated[str, Path(description="The caller number in any format, or the raw ID.")],
     session: SessionDep,
     settings: SettingsDep,
-    _user: CurrentUser,
+    user: CurrentUser,
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> CallerOut:
@@ -180,7 +196,7 @@ def get_caller(
             untagged=max(found.total_calls - tagged, 0),
         ),
         calls=CallPage(
-            items=[CallSummary.model_validate(c) for c in found.calls],
+            items=[summary_for(c, user.role) for c in found.calls],
             total=found.total_calls,
             limit=limit,
             offset=offset,

@@ -31,9 +31,13 @@ class CallSummary(BaseModel):
     uniqueid: str
     linkedid: str
     caller_id_raw: str
-    caller_id_name: str
+    caller_id_name: str | None = Field(description="Null when the network sent no name.")
     caller_e164: str | None
     caller_id_status: CallerIdStatus
+    caller_id_private: bool = Field(
+        description="The caller withheld the number (presentation restricted); the number is "
+        "kept for call-back and masked in lists for supervisors."
+    )
     outcome: Outcome
     started_at: datetime
     queued_at: datetime | None
@@ -41,7 +45,14 @@ class CallSummary(BaseModel):
     ended_at: datetime | None
     queue: str | None
     operator: str | None
-    wait_seconds: int | None
+    wait_seconds: int | None = Field(
+        description="From the first queue join to the answer (or the caller leaving), over "
+        "every queue round: Asterisk's HoldTime when the caller was queued once."
+    )
+    answer_seconds: int | None = Field(
+        description="From the call reaching the PBX to an operator answering, the IVR included."
+    )
+    overflows: int = Field(description="Queue rounds that timed out (Emergency112Overflow).")
     talk_seconds: int | None
     classification: Classification | None
     classification_reason: str | None
@@ -128,7 +139,9 @@ class CallDetail(CallSummary):
     gap: bool
     created_at: datetime
     updated_at: datetime
-    events: list[CallEventOut]
+    events: list[CallEventOut] | None = Field(
+        default=None, description="The raw AMI events, only with ?events=true."
+    )
     history: list[ClassificationChangeOut]
     ivr: IvrRunOut | None = None  # None: the IVR did not run (or has not recorded yet)
 

@@ -111,16 +111,12 @@ def list_calls(
     return list(session.scalars(page)), total
 
 
-def get_call(session: Session, *, call_id: int) -> Call:
-    """The call with its raw events and classification history (and who made each change)."""
-    call = session.scalar(
-        select(Call)
-        .where(Call.id == call_id)
-        .options(
-            selectinload(Call.events),
-            selectinload(Call.history).joinedload(ClassificationChange.changed_by),
-        )
-    )
+def get_call(session: Session, *, call_id: int, with_events: bool = False) -> Call:
+    """The call with its classification history (and who made each change), and its raw
+    events when asked (a call has about 200: most of the answer's size)."""
+    history = selectinload(Call.history).joinedload(ClassificationChange.changed_by)
+    options = [history, selectinload(Call.events)] if with_events else [history]
+    call = session.scalar(select(Call).where(Call.id == call_id).options(*options))
     if call is None:
         raise NotFound(f"call {call_id} not found")
     return call

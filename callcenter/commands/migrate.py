@@ -6,8 +6,7 @@ import argparse
 from typing import Any
 
 from callcenter import migrate
-from callcenter.db import make_engine, make_sessionmaker, transaction
-from callcenter.incidents import agencies
+from callcenter.db import make_engine
 from callcenter.settings import get_settings
 
 
@@ -27,9 +26,7 @@ def run(args: argparse.Namespace) -> int:
             at_head = migrate.is_at_head(engine)
             print("at head" if at_head else "not at head")  # noqa: T201
             return 0 if at_head else 1
-        migrate.upgrade(engine)
-        with transaction(make_sessionmaker(engine)) as session:
-            added = agencies.seed(session, settings.agencies)
+        added = migrate.upgrade_and_seed(engine, settings)
         if added:
             print(f"agencies added: {', '.join(added)}")  # noqa: T201
         print(f"database at {', '.join(sorted(migrate.current_revisions(engine)))}")  # noqa: T201

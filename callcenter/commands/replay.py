@@ -7,6 +7,7 @@ the fake Asterisk on a local port, and the listener runs against it until the st
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,12 @@ def register(subparsers: Any) -> None:
     parser.add_argument("path", type=Path, help="an ami.raw, a trace folder, or a folder of them")
     parser.add_argument(
         "--realtime", action="store_true", help="pace frames by the times in ami.jsonl"
+    )
+    parser.add_argument(
+        "--now",
+        action="store_true",
+        help="date the recording as if it ended just now (gaps kept), e.g. so its abandoned "
+        "calls are on today's call-back worklist",
     )
     parser.add_argument(
         "--no-timestamps",
@@ -51,7 +58,12 @@ def run(args: argparse.Namespace) -> int:
     engine.dispose()
     ami = settings.ami
     for path in recordings(args.path):
-        recording = Recording.load(path, stamp=not args.no_timestamps)
+        if args.now and args.no_timestamps:
+            raise SystemExit(
+                "--now dates the frames' Timestamps: it cannot go with --no-timestamps"
+            )
+        end_at = time.time() if args.now else None
+        recording = Recording.load(path, stamp=not args.no_timestamps, end_at=end_at)
         frames = recording.frames if args.realtime else coalesce(recording.frames)
         with FakeAsterisk(
             [frames],

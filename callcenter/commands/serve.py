@@ -91,7 +91,7 @@ def _run(args: argparse.Namespace) -> int:
     if not args.no_migrate:
         # Like a prestart step: the embedded default just works; replicas can pass --no-migrate.
         engine = make_engine(settings.resolved_database_url)
-        migrate.upgrade(engine)
+        migrate.upgrade_and_seed(engine, settings)  # as `callcenter migrate`: agencies too
         engine.dispose()
     if args.workers > 1:
         # Each worker process builds its own app (and engine) from the same settings.

@@ -1,4 +1,5 @@
-"""`callcenter user add NAME --role ROLE`: create a user (the first admin, typically).
+"""`callcenter user add NAME --role ROLE`: create a user (the first admin, typically);
+`user list`; `user reset-password NAME`.
 
 The password is read from stdin when it is not a terminal (``echo ... | callcenter user add``),
 otherwise prompted for twice without echo. It never appears on the command line or in logs.
@@ -37,6 +38,14 @@ def register(subparsers: Any) -> None:
         help="the name AMI reports for this operator's queue member, e.g. 'Operator Andi'",
     )
     add.set_defaults(func=run_add)
+    listing = actions.add_parser("list", help="list the users: name, role, active, queue member")
+    listing.set_defaults(func=run_list)
+    reset = actions.add_parser(
+        "reset-password",
+        help="set a user's password (stdin, or a prompt on a terminal); clears a login lockout",
+    )
+    reset.add_argument("name", help="the login name")
+    reset.set_defaults(func=run_reset)
 
 
 class PasswordMismatch(Exception):
@@ -73,6 +82,40 @@ def run_add(args: argparse.Namespace) -> int:
         return 0
     except (CallCenterError, PasswordMismatch) as exc:
         sys.stderr.write(f"callcenter user add: {exc}\n")
+        return 1
+    finally:
+        engine.dispose()
+
+
+def run_list(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        with make_sessionmaker(engine)() as session:
+            users = service.list_users(session)
+            sys.stdout.write("id\tusername\trole\tactive\tqueue_member_name\tdisplay_name\n")
+            for user in users:
+                sys.stdout.write(
+                    f"{user.id}\t{user.username}\t{user.role.value}\t"
+                    f"{'yes' if user.active else 'no'}\t{user.queue_member_name or ''}\t"
+                    f"{user.display_name}\n"
+                )
+        return 0
+    finally:
+        engine.dispose()
+
+
+def run_reset(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        password = read_password()
+        with transaction(make_sessionmaker(engine)) as session:
+            user = service.set_password(session, username=args.name, password=password)
+            sys.stdout.write(f"password of {user.username!r} changed\n")
+        return 0
+    except (CallCenterError, PasswordMismatch) as exc:
+        sys.stderr.write(f"callcenter user reset-password: {exc}\n")
         return 1
     finally:
         engine.dispose()

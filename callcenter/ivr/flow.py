@@ -25,18 +25,24 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
+from callcenter.presentation import restricted
 from callcenter.settings import IvrSettings
 
 # Channel variables the dialplan and the operators read.
 VAR_CALL_ID = "CALLCENTER_CALL_ID"
 VAR_FLAG = "CALLER_FLAG"
 VAR_PRIORITY = "QUEUE_PRIO"  # app_queue reads it: a higher number is answered first
+# The caller's presentation as AGI gave it (agi_callingpres): the AMI listener reads the VarSet
+# and marks the call private when it is restricted (callcenter.ami.tracker.restricted).
+VAR_PRESENTATION = "CALLER_PRES"
 
 
 class CallerFlag(enum.StrEnum):
     none = "none"  # looked up, nothing against the caller
     prank = "prank"  # tagged prank often enough recently: warned, queued lower
-    withheld = "withheld"  # no usable number (withheld, unknown, malformed): queued normally
+    # the caller withheld the number (presentation restricted: the number is kept, not shown
+    # to all) or sent none usable (unknown, malformed): queued normally
+    withheld = "withheld"
     unchecked = "unchecked"  # the look-up missed its deadline or failed: queued normally
 
 
@@ -84,6 +90,12 @@ class AgiCall:
     uniqueid: str
     channel: str
     caller_raw: str
+    calling_pres: int | None = None  # agi_callingpres, e.g. 32: presentation prohibited
+
+    @property
+    def private(self) -> bool:
+        """The caller asked for privacy: presentation restricted (0x20 in bits 6-7)."""
+        return restricted(None if self.calling_pres is None else str(self.calling_pres))
 
     @property
     def call_ref(self) -> str:
@@ -147,7 +159,15 @@ def call_from_env(env: Mapping[str, str], *, default_pbx: str) -> AgiCall:
         uniqueid=env.get("agi_uniqueid", "").strip(),
         channel=env.get("agi_channel", "").strip(),
         caller_raw=env.get("agi_callerid", ""),
+        calling_pres=_int(env.get("agi_callingpres")),
     )
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value else None
+    except ValueError:
+        return None
 
 
 def opening(call: AgiCall, ivr: IvrSettings) -> list[Step]:
@@ -166,7 +186,9 @@ def decide(call: AgiCall, lookup: LookupResult, ivr: IvrSettings) -> Decision:
     elif lookup.status is LookupStatus.miss:
         flag = CallerFlag.unchecked
     elif (lookup.prank_count or 0) >= ivr.prank_threshold:
-        flag = CallerFlag.prank
+        flag = CallerFlag.prank  # the number was looked up even when withheld from display
+    elif call.private:
+        flag = CallerFlag.withheld
     else:
         flag = CallerFlag.none
     priority = ivr.priority_flagged if flag is CallerFlag.prank else ivr.priority_normal
@@ -174,6 +196,9 @@ def decide(call: AgiCall, lookup: LookupResult, ivr: IvrSettings) -> Decision:
         SetVariable(VAR_FLAG, flag.value),
         SetVariable(VAR_PRIORITY, str(priority)),
     ]
+    if call.private:
+        # For the AMI listener (a VarSet on the caller's channel): the call is stored private.
+        steps.insert(0, SetVariable(VAR_PRESENTATION, str(call.calling_pres)))
     if flag is CallerFlag.prank:
         steps.append(Play(ivr.prompts.prank_warning, "prank_warning"))
     # One line on the Asterisk console, so a PBX administrator sees what the IVR decided.

@@ -28,6 +28,8 @@ class IvrRun(Base):
     channel: Mapped[str] = mapped_column(String(128), default="")
     caller_id_raw: Mapped[str] = mapped_column(String(128), default="")
     caller_e164: Mapped[str | None] = mapped_column(String(32), index=True)
+    # agi_callingpres (e.g. 32: presentation prohibited, user number not screened)
+    calling_pres: Mapped[int | None] = mapped_column(Integer)
     # none | prank | withheld | unchecked (callcenter.ivr.flow.CallerFlag); NULL: hung up first
     flag: Mapped[str | None] = mapped_column(String(16))
     priority: Mapped[int | None] = mapped_column(Integer)

@@ -45,10 +45,17 @@ def prompt_files(ivr: IvrSettings, out: Path) -> dict[Path, str]:
 
 
 def synthesise_commands(text: str, raw: Path, wav: Path, voice: str) -> list[list[str]]:
-    """The two commands that make `wav` from `text` (espeak-ng → `raw`, sox → `wav`)."""
+    """The two commands that make `wav` from `text` (espeak-ng → `raw`, sox → `wav`, silence
+    trimmed at both ends)."""
     return [
         ["espeak-ng", "-v", voice, "-s", "150", "-w", str(raw), text],
-        ["sox", str(raw), "-r", str(SAMPLE_RATE), "-c", "1", "-b", "16", "-e", "signed", str(wav)],
+        [
+            *["sox", str(raw), "-r", str(SAMPLE_RATE), "-c", "1", "-b", "16", "-e", "signed"],
+            str(wav),
+            # espeak-ng's leading and trailing silence cut: the caller's seconds are counted.
+            *["silence", "1", "0.02", "0.5%", "reverse", "silence", "1", "0.02", "0.5%"],
+            "reverse",
+        ],
     ]
 
 

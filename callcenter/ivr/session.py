@@ -51,6 +51,7 @@ class RunFacts:
     channel: str
     caller_raw: str
     started_at: datetime
+    calling_pres: int | None = None
     caller_e164: str | None = None
     flag: CallerFlag | None = None
     priority: int | None = None
@@ -80,6 +81,7 @@ def run_session(
         channel=call.channel,
         caller_raw=call.caller_raw,
         started_at=clock(),
+        calling_pres=call.calling_pres,
     )
     try:
         _play_steps(channel, flow.opening(call, ivr), facts)

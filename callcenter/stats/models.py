@@ -42,6 +42,8 @@ class DailyDetail(Base):
     calls: Mapped[int] = mapped_column(Integer)
     talk_count: Mapped[int] = mapped_column(Integer)
     talk_sum: Mapped[int] = mapped_column(BigInteger)
+    # Calls whose queue round timed out at least once (Emergency112Overflow).
+    overflowed: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class DailyWait(Base):
@@ -51,6 +53,16 @@ class DailyWait(Base):
 
     local_day: Mapped[int] = mapped_column(Integer, primary_key=True)
     wait_seconds: Mapped[int] = mapped_column(Integer, primary_key=True)
+    calls: Mapped[int] = mapped_column(Integer)
+
+
+class DailyAnswer(Base):
+    """Answered calls per local day and whole seconds from reaching the PBX to the answer."""
+
+    __tablename__ = "stats_answer_daily"
+
+    local_day: Mapped[int] = mapped_column(Integer, primary_key=True)
+    answer_seconds: Mapped[int] = mapped_column(Integer, primary_key=True)
     calls: Mapped[int] = mapped_column(Integer)
 
 

@@ -6,7 +6,7 @@ from collections import defaultdict
 from datetime import date
 
 from sqlalchemy import Integer, func, literal, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from callcenter.incidents.followup import FollowUp
 from callcenter.incidents.models import Agency, Assignment, Incident
@@ -14,7 +14,7 @@ from callcenter.localtime import day_key, days, key_day
 from callcenter.models import Classification, Outcome
 from callcenter.settings import Settings
 from callcenter.stats import figures, top_callers
-from callcenter.stats.models import DailyDetail, DailyWait, HourlyCount
+from callcenter.stats.models import DailyAnswer, DailyDetail, DailyWait, HourlyCount
 from callcenter.stats.schemas import (
     AgencyFollowUp,
     AnswerTimes,
@@ -35,6 +35,7 @@ from callcenter.stats.schemas import (
 CLASSES = [c.value for c in Classification]
 LIVE = {o.value for o in Outcome if not o.is_final}
 UNSPECIFIED = "unspecified"
+OVERFLOWED = "overflowed"  # beside the outcomes: calls whose queue round timed out
 
 
 def period(first: date, last: date, settings: Settings) -> Period:
@@ -91,17 +92,20 @@ def summary(session: Session, first: date, last: date, settings: Settings) -> Su
     classes: dict[str, int] = dict.fromkeys([*CLASSES, "unclassified"], 0)
     reasons: dict[str, int] = defaultdict(int)
     nested: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    for outcome, classification, reason, calls in session.execute(
+    overflowed = 0
+    for outcome, classification, reason, calls, overflows in session.execute(
         select(
             DailyDetail.outcome,
             DailyDetail.classification,
             DailyDetail.reason,
             func.sum(DailyDetail.calls),
+            func.sum(DailyDetail.overflowed),
         )
         .where(DailyDetail.local_day.between(lo, hi))
         .group_by(DailyDetail.outcome, DailyDetail.classification, DailyDetail.reason)
     ):
         outcomes[outcome] += calls
+        overflowed += overflows or 0
         classes[classification or "unclassified"] += calls
         if reason:
             reasons[reason] += calls
@@ -116,6 +120,7 @@ def summary(session: Session, first: date, last: date, settings: Settings) -> Su
         unanswered=outcomes[Outcome.unanswered],
         failed=outcomes[Outcome.failed],
         in_progress=sum(n for o, n in outcomes.items() if o in LIVE),
+        overflowed=overflowed,
         by_classification=classes,
         by_reason=dict(sorted(reasons.items())),
         by_classification_reason={c: dict(sorted(r.items())) for c, r in nested.items()},
@@ -125,11 +130,15 @@ def summary(session: Session, first: date, last: date, settings: Settings) -> Su
 
 
 def _answer_times(
-    day: date | None, outcomes: dict[str, int], histogram: dict[int, int]
+    day: date | None,
+    outcomes: dict[str, int],
+    histogram: dict[int, int],
+    answer_histogram: dict[int, int],
 ) -> AnswerTimes:
-    total = sum(outcomes.values())
+    total = sum(n for outcome, n in outcomes.items() if outcome != OVERFLOWED)
     abandoned = outcomes[Outcome.abandoned_in_ivr] + outcomes[Outcome.abandoned_in_queue]
     waits = figures.wait_figures(histogram)
+    answers = figures.wait_figures(answer_histogram)
     return AnswerTimes(
         date=day,
         total=total,
@@ -138,13 +147,18 @@ def _answer_times(
         abandoned_in_queue=outcomes[Outcome.abandoned_in_queue],
         unanswered=outcomes[Outcome.unanswered],
         abandon_rate=figures.share(abandoned, total),
+        overflowed=outcomes[OVERFLOWED],
+        answer_p50=answers.wait_p50,
+        answer_p90=answers.wait_p90,
+        answer_p95=answers.wait_p95,
+        answer_max=answers.wait_max,
+        within_10s=answers.within_10s,
+        within_15s=answers.within_15s,
+        within_20s=answers.within_20s,
         wait_p50=waits.wait_p50,
         wait_p90=waits.wait_p90,
         wait_p95=waits.wait_p95,
         wait_max=waits.wait_max,
-        within_10s=waits.within_10s,
-        within_15s=waits.within_15s,
-        within_20s=waits.within_20s,
     )
 
 
@@ -153,32 +167,56 @@ def answer_times(
 ) -> AnswerTimesReport:
     lo, hi = _day_range(first, last)
     outcomes: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    for day, outcome, calls in session.execute(
-        select(DailyDetail.local_day, DailyDetail.outcome, func.sum(DailyDetail.calls))
+    for day, outcome, calls, overflows in session.execute(
+        select(
+            DailyDetail.local_day,
+            DailyDetail.outcome,
+            func.sum(DailyDetail.calls),
+            func.sum(DailyDetail.overflowed),
+        )
         .where(DailyDetail.local_day.between(lo, hi))
         .group_by(DailyDetail.local_day, DailyDetail.outcome)
     ):
         outcomes[day][outcome] += calls
-    waits: dict[int, dict[int, int]] = defaultdict(dict)
-    for day, wait, calls in session.execute(
-        select(DailyWait.local_day, DailyWait.wait_seconds, DailyWait.calls).where(
-            DailyWait.local_day.between(lo, hi)
-        )
-    ):
-        waits[day][wait] = calls
+        outcomes[day][OVERFLOWED] += overflows or 0
+    waits = _histograms(session, DailyWait, DailyWait.wait_seconds, lo, hi)
+    answers = _histograms(session, DailyAnswer, DailyAnswer.answer_seconds, lo, hi)
     all_outcomes: dict[str, int] = defaultdict(int)
-    all_waits: dict[int, int] = defaultdict(int)
     for per_day in outcomes.values():
         for outcome, n in per_day.items():
             all_outcomes[outcome] += n
-    for per_day_waits in waits.values():
-        for wait, n in per_day_waits.items():
-            all_waits[wait] += n
     return AnswerTimesReport(
         period=period(first, last, settings),
-        overall=_answer_times(None, all_outcomes, all_waits),
-        days=[_answer_times(d, outcomes[day_key(d)], waits[day_key(d)]) for d in days(first, last)],
+        overall=_answer_times(None, all_outcomes, _merged(waits), _merged(answers)),
+        days=[
+            _answer_times(d, outcomes[day_key(d)], waits[day_key(d)], answers[day_key(d)])
+            for d in days(first, last)
+        ],
     )
+
+
+def _histograms(
+    session: Session,
+    model: type[DailyWait] | type[DailyAnswer],
+    seconds: InstrumentedAttribute[int],
+    lo: int,
+    hi: int,
+) -> dict[int, dict[int, int]]:
+    """Per local day: whole seconds -> answered calls."""
+    per_day: dict[int, dict[int, int]] = defaultdict(dict)
+    for day, value, calls in session.execute(
+        select(model.local_day, seconds, model.calls).where(model.local_day.between(lo, hi))
+    ):
+        per_day[day][value] = calls
+    return per_day
+
+
+def _merged(per_day: dict[int, dict[int, int]]) -> dict[int, int]:
+    merged: dict[int, int] = defaultdict(int)
+    for histogram in per_day.values():
+        for value, n in histogram.items():
+            merged[value] += n
+    return merged
 
 
 def _bucket_label(bucket: int, interval: str) -> str:

@@ -41,6 +41,20 @@ def _table(header: list[str], rows: Sequence[Sequence[object]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def _label(name: str) -> str:
+    """A column or code as people read it: ``not_followed_up`` -> "Not followed up"."""
+    return name.replace("_", " ").capitalize()
+
+
+def _count(n: int, one: str, many: str) -> str:
+    """A count with its noun.
+
+    >>> _count(1, "emergency", "emergencies"), _count(2, "emergency", "emergencies")
+    ('1 emergency', '2 emergencies')
+    """
+    return f"{n} {one if n == 1 else many}"
+
+
 def _percent(value: float | None) -> str:
     return "-" if value is None else f"{value * 100:.1f}%"
 
@@ -63,15 +77,20 @@ def render_html(report: MonthlyReport) -> str:
         ["Abandoned in IVR", s.abandoned_in_ivr],
         ["Abandoned in queue", s.abandoned_in_queue],
         ["Unanswered", s.unanswered],
+        ["Overflowed (a queue round timed out)", s.overflowed],
     ]
-    classes = [[name, n] for name, n in s.by_classification.items()]
-    classes.append(["prank share", _percent(s.prank_share)])
-    reasons = [[name, n] for name, n in s.by_reason.items()]
+    classes = [[_label(name), n] for name, n in s.by_classification.items()]
+    classes.append(["Prank share", _percent(s.prank_share)])
+    reasons = [[_label(name), n] for name, n in s.by_reason.items()]
     e = s.emergencies
     agencies = tables.agency_rows(s)
     answer = [
         [
-            "Wait p50 / p90 / p95 / max (s)",
+            "Answer time p50 / p90 / p95 / max (s, from reaching the PBX)",
+            f"{a.answer_p50} / {a.answer_p90} / {a.answer_p95} / {a.answer_max}",
+        ],
+        [
+            "Wait in queue p50 / p90 / p95 / max (s)",
             f"{a.wait_p50} / {a.wait_p90} / {a.wait_p95} / {a.wait_max}",
         ],
         ["Answered within 10 s", _percent(a.within_10s)],
@@ -85,13 +104,14 @@ def render_html(report: MonthlyReport) -> str:
         f"<title>112 recap {escape(report.month)}</title><style>{_STYLE}</style></head><body>"
         f"<h1>Siaga 112 — monthly recap {escape(report.month)}</h1>"
         f"<p>Period {s.period.from_} to {s.period.to} ({escape(s.period.timezone)}).</p>"
-        f"<h2>Calls</h2>{_table(['', 'calls'], calls)}"
-        f"<h2>Classification</h2>{_table(['', 'calls'], classes)}"
-        f"<h2>Reasons</h2>{_table(['reason', 'calls'], reasons)}"
-        f"<h2>Emergencies by agency</h2><p>{e.total} emergencies: {e.resolved} followed up "
-        f"and resolved, {e.not_followed_up} not followed up, {e.in_progress} in progress.</p>"
-        f"{_table(list(tables.AGENCY_COLUMNS[1:]), [row[1:] for row in agencies])}"
+        f"<h2>Calls</h2>{_table(['', 'Calls'], calls)}"
+        f"<h2>Classification</h2>{_table(['', 'Calls'], classes)}"
+        f"<h2>Reasons</h2>{_table(['Reason', 'Calls'], reasons)}"
+        f"<h2>Emergencies by agency</h2><p>{_count(e.total, 'emergency', 'emergencies')}: "
+        f"{e.resolved} followed up and resolved, {e.not_followed_up} not followed up, "
+        f"{e.in_progress} in progress.</p>"
+        f"{_table([_label(c) for c in tables.AGENCY_COLUMNS[1:]], [row[1:] for row in agencies])}"
         f"<h2>Answer times</h2>{_table(['', ''], answer)}"
-        f"<h2>Emergencies by district</h2>{_table(['district', 'emergencies'], regions)}"
+        f"<h2>Emergencies by district</h2>{_table(['District', 'Emergencies'], regions)}"
         "</body></html>"
     )

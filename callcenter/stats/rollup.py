@@ -20,6 +20,7 @@ from sqlalchemy import (
     ColumnElement,
     Integer,
     String,
+    case,
     cast,
     delete,
     func,
@@ -36,6 +37,7 @@ from sqlalchemy.orm import Session
 from callcenter.localtime import day_key, key_day, local_day, local_hour, utc_bounds
 from callcenter.models import Call, Classification, Outcome
 from callcenter.stats.models import (
+    DailyAnswer,
     DailyDetail,
     DailyPrankCaller,
     DailyWait,
@@ -82,7 +84,7 @@ def rebuild_day(session: Session, day: date, tz: ZoneInfo, *, keep_monthly: bool
     session.execute(
         delete(HourlyCount).where(HourlyCount.local_hour.between(key * 100, key * 100 + 99))
     )
-    for model in (DailyDetail, DailyWait):
+    for model in (DailyDetail, DailyWait, DailyAnswer):
         session.execute(delete(model).where(model.local_day == key))
 
     hour = _hour_number(session)
@@ -114,16 +116,18 @@ def rebuild_day(session: Session, day: date, tz: ZoneInfo, *, keep_monthly: bool
                 "reason": reason,
                 "operator": operator,
                 "calls": calls,
-                "talk_count": talk_count,
+                "talk_count": talks,
                 "talk_sum": int(talk_sum or 0),
+                "overflowed": int(overflowed or 0),
             }
-            for outcome, classification, reason, operator, calls, talk_count, talk_sum in (
+            for outcome, classification, reason, operator, calls, talks, talk_sum, overflowed in (
                 session.execute(
                     select(
                         *detail_key,
                         func.count(),
                         func.count(Call.talk_seconds),
                         func.coalesce(func.sum(Call.talk_seconds), 0),
+                        func.count(case((Call.overflows > 0, 1))),
                     )
                     .where(*in_day)
                     .group_by(*detail_key)
@@ -140,6 +144,18 @@ def rebuild_day(session: Session, day: date, tz: ZoneInfo, *, keep_monthly: bool
                 select(Call.wait_seconds, func.count())
                 .where(*in_day, Call.outcome == Outcome.answered, Call.wait_seconds.is_not(None))
                 .group_by(Call.wait_seconds)
+            )
+        ),
+    )
+    _insert(
+        session,
+        DailyAnswer,
+        (
+            {"local_day": key, "answer_seconds": seconds, "calls": calls}
+            for seconds, calls in session.execute(
+                select(Call.answer_seconds, func.count())
+                .where(*in_day, Call.outcome == Outcome.answered, Call.answer_seconds.is_not(None))
+                .group_by(Call.answer_seconds)
             )
         ),
     )
@@ -321,7 +337,8 @@ def refresh(session: Session, *, timezone: str, safety: timedelta) -> int:
             session.add(state)
         state.timezone = timezone
         state.watermark = None
-        for model in (HourlyCount, DailyDetail, DailyWait, DailyPrankCaller, MonthlyPrankCaller):
+        rollups = (HourlyCount, DailyDetail, DailyWait, DailyAnswer, DailyPrankCaller)
+        for model in (*rollups, MonthlyPrankCaller):
             session.execute(delete(model))
     since = None if state.watermark is None else state.watermark - safety
 

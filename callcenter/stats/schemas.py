@@ -47,6 +47,7 @@ class Summary(BaseModel):
     unanswered: int
     failed: int
     in_progress: int
+    overflowed: int = Field(description="Calls whose queue round timed out at least once.")
     by_classification: dict[str, int]
     by_reason: dict[str, int]
     by_classification_reason: dict[str, dict[str, int]]
@@ -62,13 +63,25 @@ class AnswerTimes(BaseModel):
     abandoned_in_queue: int
     unanswered: int
     abandon_rate: float | None
-    wait_p50: int | None
+    overflowed: int = Field(description="Calls whose queue round timed out at least once.")
+    answer_p50: int | None = Field(
+        description="Seconds from the call reaching the PBX to an operator answering (IVR "
+        "included), nearest-rank percentile over answered calls."
+    )
+    answer_p90: int | None
+    answer_p95: int | None
+    answer_max: int | None
+    within_10s: float | None = Field(
+        description="Share of answered calls answered within 10 s of reaching the PBX."
+    )
+    within_15s: float | None = Field(description="The same within 15 s (NENA: 90%).")
+    within_20s: float | None = Field(description="The same within 20 s (NENA: 95%).")
+    wait_p50: int | None = Field(
+        description="Seconds in the queue (first join to answer, every round), percentiles."
+    )
     wait_p90: int | None
     wait_p95: int | None
     wait_max: int | None
-    within_10s: float | None
-    within_15s: float | None
-    within_20s: float | None
 
 
 class AnswerTimesReport(BaseModel):

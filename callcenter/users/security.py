@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 import jwt
 from argon2 import PasswordHasher
@@ -28,10 +30,17 @@ def verify_password(password_hash: str | None, password: str) -> bool:
         return False
 
 
+@lru_cache(maxsize=8)
+def signing_key(secret: str) -> bytes:
+    """The HMAC key derived from the configured secret: always 32 bytes, as HS256 wants, so the
+    short development default does not make PyJWT warn (production refuses short secrets)."""
+    return hashlib.sha256(b"siaga112-token-key:" + secret.encode()).digest()
+
+
 def issue_token(*, user_id: int, secret: str, ttl: timedelta, now: datetime | None = None) -> str:
     now = now or datetime.now(UTC)
     claims = {"sub": str(user_id), "iat": now, "exp": now + ttl}
-    return jwt.encode(claims, secret, algorithm=_ALGORITHM)
+    return jwt.encode(claims, signing_key(secret), algorithm=_ALGORITHM)
 
 
 def read_token(token: str, *, secret: str) -> int:
@@ -47,7 +56,9 @@ def read_token(token: str, *, secret: str) -> int:
             return user_id
         _verified.pop(key, None)
     try:
-        claims = jwt.decode(token, secret, algorithms=[_ALGORITHM], options={"require": ["exp"]})
+        claims = jwt.decode(
+            token, signing_key(secret), algorithms=[_ALGORITHM], options={"require": ["exp"]}
+        )
         user_id = int(claims["sub"])
     except (jwt.PyJWTError, KeyError, ValueError) as exc:
         raise Unauthorized("invalid or expired token") from exc

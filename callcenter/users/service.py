@@ -124,3 +124,17 @@ def _active_admins(session: Session) -> int:
         select(User.id).where(User.role == Role.admin, User.active).with_for_update()
     )
     return len(admins.all())
+
+
+def set_password(session: Session, *, username: str, password: str) -> User:
+    """A new password for a user (an admin's reset from the command line); clears a lockout."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise InvalidInput(f"password must be at least {MIN_PASSWORD_LENGTH} characters")
+    user = session.scalar(select(User).where(User.username == username))
+    if user is None:
+        raise NotFound(f"no user {username!r}")
+    user.password_hash = hash_password(password)
+    user.failed_logins = 0
+    user.locked_until = None
+    session.flush()
+    return user

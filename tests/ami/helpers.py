@@ -158,7 +158,10 @@ def check_call(
     queue: dict[str, Any] = call.get("queue") or {}
     assert row["linkedid"] == call["linkedid"]
     assert row["caller_id_raw"] == call["caller_id_num"]
-    assert expected_name(call["caller_id_name"], row["caller_id_name"]) == call["caller_id_name"]
+    # AMI's "<unknown>" (no name) is stored as no name, as the CDR has it.
+    want_name = None if call["caller_id_name"] in ("<unknown>", "") else call["caller_id_name"]
+    got_name = row["caller_id_name"]
+    assert (expected_name(want_name, got_name) if want_name and got_name else got_name) == want_name
     assert row["caller_e164"] == normalise(call["caller_id_num"]).e164
     assert row["outcome"] == OUTCOMES[call["outcome"]], row
     assert row["queue"] == queue.get("queue")
@@ -175,6 +178,12 @@ def check_call(
     connect = queue.get("connect") or {}
     assert_close(row["answered_at"], at(clock, connect.get("t_rel")), "answered_at", tolerance)
     assert_close(row["ended_at"], at(clock, call["t_hangup"]), "ended_at", tolerance)
+    if connect.get("t_rel") is None:
+        assert row["answer_seconds"] is None
+    else:
+        # From reaching the PBX (Newchannel) to the operator's answer, IVR included.
+        pbx_to_answer = clock[connect["t_rel"]] - clock[call["t_newchannel"]]
+        assert abs(row["answer_seconds"] - pbx_to_answer) < 1 + tolerance, row
 
 
 def assert_matches_expected(database_url: str, folder: Path, tolerance: float = 0.1) -> None:

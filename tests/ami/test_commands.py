@@ -55,6 +55,10 @@ def test_replay_then_export_jsonl_and_csv(capsys: pytest.CaptureFixture[str]) ->
     assert table[0]["uniqueid"] == call["uniqueid"]
     assert table[0]["talk_seconds"] == str(call["queue"]["talk_seconds"])
     assert table[0]["classification"] == ""
+    # Which call and which PBX a row is: the row's id and pbx, in both formats.
+    assert table[0]["id"] == str(rows[0]["id"])
+    assert rows[0]["pbx"] == table[0]["pbx"] == get_settings().ami.pbx_name
+    assert table[0]["answer_seconds"] == str(rows[0]["answer_seconds"])
 
 
 @pytest.mark.usefixtures("configured")
@@ -103,3 +107,26 @@ def test_export_into_a_closed_pipe_stops_quietly(database_url: str) -> None:
     assert first["outcome"] == "answered"
     assert "Traceback" not in errors
     assert code == 1
+
+
+@pytest.mark.usefixtures("configured")
+def test_replay_now_puts_an_abandoned_call_on_the_worklist_and_ends_quietly(
+    caplog: pytest.LogCaptureFixture, database_url: str
+) -> None:
+    """The README's steps: a recorded abandon replayed `--now` is on today's call-back list
+    (with its recorded dates it was older than the window), and a replay that simply reached
+    the end of its stream logs no WARNING."""
+    from datetime import UTC, datetime
+
+    from callcenter.callbacks.service import worklist
+
+    caplog.set_level("INFO")
+    assert main(["replay", "--now", str(TRACES / "21-pjsip-abandoned")]) == 0
+    assert not [r for r in caplog.records if r.levelname in ("WARNING", "ERROR")], caplog.text
+
+    engine = make_engine(database_url)
+    with make_sessionmaker(engine)() as session:
+        items = worklist(session, now=datetime.now(UTC), window_hours=72, max_attempts=3)
+    engine.dispose()
+    assert [(item.caller, item.why) for item in items] == [("+6281339112233", "abandoned_in_queue")]
+    assert abs((datetime.now(UTC) - items[0].started_at).total_seconds()) < 300

@@ -115,3 +115,46 @@ def test_call_changes_stream_to_a_watcher(
     assert outcomes[-1] == "answered"
     assert mine[-1]["operator"] == "Operator Andi"
     assert mine[-1]["caller_e164"] == "+6281234567890"
+
+
+def test_a_withheld_number_reaches_a_supervisor_masked(
+    server: tuple[FastAPI, str], session_factory: sessionmaker[Session]
+) -> None:
+    """The live stream is a list too: a supervisor watching it sees a private caller's number
+    masked; the message on the bus (shared by all watchers) is left whole."""
+    from datetime import UTC, datetime
+
+    from callcenter.ami.runtime import live_message
+    from callcenter.ami.tracker import CallState
+
+    app, base = server
+    with session_factory.begin() as session:
+        username = make_user(session, role=Role.supervisor).username
+    access = httpx.post(
+        f"{base}/api/v1/auth/token", data={"username": username, "password": PASSWORD}
+    ).json()["access_token"]
+    start = datetime(2026, 11, 28, 1, 54, tzinfo=UTC)
+    state = CallState(
+        uniqueid="1795830989.12",
+        linkedid="1795830989.12",
+        channel="PJSIP/trunk-0000000c",
+        started_at=start,
+        last_event_at=start,
+        caller_id_raw="038821234",
+        private=True,
+    )
+    message = live_message(state, pbx="ttu-pbx-1", region="ID")
+    with (
+        httpx.Client(timeout=30) as client,
+        client.stream("GET", f"{base}/api/v1/live", params={"access_token": access}) as stream,
+    ):
+        lines = stream.iter_lines()
+        assert next(lines).startswith("retry:")
+        bus = app.state.live_bus
+        if isinstance(bus, PostgresBus):
+            wait_for(bus.listening.is_set, "LISTEN active")
+        bus.publish([message])
+        got = next(json.loads(line[6:]) for line in lines if line.startswith("data: "))
+    assert got["caller_id_private"] is True
+    assert (got["caller_id_raw"], got["caller_e164"]) == ("******234", "+*******234")
+    assert message["caller_id_raw"] == "038821234"

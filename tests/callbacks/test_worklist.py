@@ -146,3 +146,28 @@ def test_bad_attempts_change_nothing(
     with session_factory() as session:
         assert session.scalar(select(func.count()).select_from(CallbackAttempt)) == 0
     assert list(listed(client, headers)) == [open_id]
+
+
+def test_an_overflowed_caller_still_queued_is_not_offered_a_call_back(
+    client: TestClient, login: LoginFn, session_factory: sessionmaker[Session]
+) -> None:
+    """Emergency112Overflow means a queue round timed out and the caller is queued again: no
+    call-back while the caller waits; one once the caller gives up. A withheld (private)
+    number is still called back: the number is known."""
+    now = utcnow()
+    with session_factory.begin() as session:
+        waiting = make_call(session, caller="081200000031", outcome=Outcome.queued, started_at=now)
+        waiting.overflows = 1
+        waiting_id = waiting.id
+        private = make_call(
+            session,
+            caller="081200000032",
+            outcome=Outcome.abandoned_in_queue,
+            started_at=now - timedelta(minutes=5),
+            private=True,
+        )
+        private.overflows = 2
+        private_id = private.id
+    items = listed(client, login(Role.operator))
+    assert waiting_id not in items
+    assert items[private_id]["why"] == "abandoned_in_queue"

@@ -63,14 +63,27 @@ def test_caller_calls_are_paged(client: TestClient, login: LoginFn, andi_calls: 
 def test_withheld_caller_is_found_by_its_raw_value(
     client: TestClient, login: LoginFn, session_factory: sessionmaker[Session]
 ) -> None:
+    """As the listener stores them: withheld calls have no caller row (docs/api.md's
+    ``/callers/anonymous`` used to be 404); they are found and counted by the raw value."""
     with session_factory.begin() as session:
-        caller = make_caller(session, number="anonymous")
-        call_id = make_call(session, caller="anonymous", caller_key_id=caller.id).id
+        older = make_call(session, caller="anonymous", classification=Classification.prank).id
+        call_id = make_call(session, caller="anonymous").id
+        make_call(session, caller="<unknown>")  # another raw value: another "caller"
     response = client.get("/api/v1/callers/anonymous", headers=login())
-    assert response.status_code == 200
-    assert response.json()["number"]["status"] == "withheld"
-    assert response.json()["number"]["e164"] is None
-    assert [c["id"] for c in response.json()["calls"]["items"]] == [call_id]
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["number"]["status"] == "withheld"
+    assert body["number"]["e164"] is None
+    assert [c["id"] for c in body["calls"]["items"]] == [call_id, older]
+    assert body["counts"] == {
+        "total": 2,
+        "emergency": 0,
+        "prank": 1,
+        "non_emergency": 0,
+        "untagged": 1,
+    }
+    assert body["first_seen_at"] is not None
+    assert client.get("/api/v1/callers/withheld", headers=login()).status_code == 404
 
 
 def test_unknown_caller_is_404_and_no_token_is_401(

@@ -7,7 +7,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from callcenter.models import CallEvent, Classification, Outcome, Role, User
-from tests.builders import make_call
+from tests.builders import make_call, make_caller
 from tests.conftest import LoginFn
 
 T0 = datetime(2025, 5, 1, 0, 0, tzinfo=UTC)
@@ -165,7 +165,12 @@ def test_detail_has_events_history_and_etag(
         json={"classification": "emergency", "note": "house fire"},
         headers=headers,
     )
-    response = client.get(f"/api/v1/calls/{call_id}", headers=headers)
+    # The raw events are opt-in: without ?events=true the answer leaves them out.
+    plain = client.get(f"/api/v1/calls/{call_id}", headers=headers)
+    assert plain.status_code == 200
+    assert plain.json()["events"] is None
+    assert plain.json()["history"][0]["changed_by"] == "andi"
+    response = client.get(f"/api/v1/calls/{call_id}", params={"events": "true"}, headers=headers)
     assert response.status_code == 200
     body = response.json()
     assert response.headers["ETag"] == f'"{body["version"]}"'
@@ -198,3 +203,38 @@ def test_openapi_documents_the_calls_api(client: TestClient) -> None:
     assert {"/api/v1/calls", "/api/v1/calls/{call_id}/classification"} <= set(spec["paths"])
     params = {p["name"] for p in spec["paths"]["/api/v1/calls"]["get"]["parameters"]}
     assert {"from", "to", "outcome", "classification", "caller", "operator"} <= params
+
+
+def test_a_withheld_number_is_shown_to_operators_and_masked_in_lists_for_supervisors(
+    client: TestClient, login: LoginFn, session_factory: sessionmaker[Session]
+) -> None:
+    """The number of a caller who asked for privacy is kept (call-back): operators and admins
+    see it with ``caller_id_private``; a supervisor's lists show it masked."""
+    with session_factory.begin() as session:
+        caller = make_caller(session, number="038821234")
+        call = make_call(
+            session, caller="038821234", caller_name="Yohana", private=True, caller_key_id=caller.id
+        )
+        call_id = call.id
+    operator = login(Role.operator, username="op-private")
+    supervisor = login(Role.supervisor, username="sup-private")
+    admin = login(Role.admin, username="admin-private")
+
+    def listed(headers: dict[str, str]) -> dict[str, Any]:
+        response = client.get("/api/v1/calls", headers=headers)
+        assert response.status_code == 200, response.text
+        [item] = [i for i in response.json()["items"] if i["id"] == call_id]
+        return dict(item)
+
+    for headers in (operator, admin):
+        item = listed(headers)
+        assert (item["caller_id_raw"], item["caller_e164"]) == ("038821234", "+6238821234")
+        assert (item["caller_id_private"], item["caller_id_name"]) == (True, "Yohana")
+    masked = listed(supervisor)
+    assert masked["caller_id_private"] is True
+    assert masked["caller_id_raw"] == "******234"
+    assert masked["caller_e164"] == "+*******234"
+    assert masked["caller_id_name"] is None
+    # The caller's page lists the same calls the same way.
+    page = client.get("/api/v1/callers/038821234", headers=supervisor).json()
+    assert page["calls"]["items"][0]["caller_e164"] == "+*******234"

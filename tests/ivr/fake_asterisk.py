@@ -152,11 +152,16 @@ def expected_commands(
     lookup: str,
     pbx: str = "ttu-pbx-1",
     warning: bool = False,
+    private_pres: int | None = None,
 ) -> list[str]:
     commands = [
         "ANSWER",
         f'SET VARIABLE CALLCENTER_CALL_ID "{pbx}:{uniqueid}"',
         'STREAM FILE custom/112-greeting ""',
+    ]
+    if private_pres is not None:
+        commands.append(f'SET VARIABLE CALLER_PRES "{private_pres}"')
+    commands += [
         f'SET VARIABLE CALLER_FLAG "{flag}"',
         f'SET VARIABLE QUEUE_PRIO "{priority}"',
     ]

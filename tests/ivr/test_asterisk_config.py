@@ -93,3 +93,48 @@ def test_ami_account_has_least_privilege() -> None:
     assert read == {"call", "agent", "user", "dialplan", "cdr", "system"}
     assert write == {"reporting"}
     assert user["deny"] == "0.0.0.0/0.0.0.0"
+
+
+def test_please_hold_plays_within_each_queue_round() -> None:
+    """Each Queue() round (Q_TIMEOUT) restarts app_queue's periodic-announce timer: a frequency
+    of 30 s against Q_TIMEOUT = 25 s meant the caller never heard it."""
+    queue = dict(sections(ASTERISK / "queues.conf")["emergency-112"])
+    q_timeout = int(dict(sections(ASTERISK / "extensions.conf")["globals"])["Q_TIMEOUT"])
+    assert int(queue["periodic-announce-frequency"]) < q_timeout
+
+
+def test_every_agency_has_a_dispatch_target_and_every_target_is_shipped() -> None:
+    """[dispatch] used to dial Local/110@agencies, a context nobody shipped: Asterisk loads that
+    without a warning and the transfer fails. Every context the dialplan goes to or dials must
+    be in the file, and each configured agency has its extension."""
+    text = (ASTERISK / "extensions.conf").read_text()
+    conf = sections(ASTERISK / "extensions.conf")
+    targets = set(re.findall(r"Goto(?:If)?\([^)]*?([a-z0-9-]+),[\w$]+,\w+\)", text))
+    targets |= set(re.findall(r"Local/[^@]+@([\w-]+)", text))
+    assert targets <= set(conf), targets - set(conf)
+    dispatch = conf["dispatch"]
+    agencies = {value.split("=", 1)[1].rstrip(")") for key, value in dispatch if "AGENCY=" in value}
+    assert agencies == {agency.code for agency in Settings().agencies}
+    globals_ = dict(conf["globals"])
+    for code in agencies:
+        assert globals_[f"SIAGA112_AGENCY_{code.upper()}"].startswith("PJSIP/")
+    assert "Dial(${AGENCY_DIAL},30)" in text
+
+
+def test_the_dialplan_reports_the_caller_presentation() -> None:
+    """So a withheld caller is marked private even when the IVR is down."""
+    inbound = sections(ASTERISK / "extensions.conf")["from-pstn"]
+    sets = [value for key, value in inbound if "Set(CALLER_PRES=${CALLERID(pres)})" in value]
+    assert len(sets) == 1
+
+
+def test_the_readme_quotes_what_asterisk_prints_when_the_backend_is_down() -> None:
+    """With the IVR down nothing sets QUEUE_PRIO before the "IVR done" NoOp: it prints empty,
+    and the next step sets the default (the README used to promise QUEUE_PRIO=10 there)."""
+    inbound = [value for _key, value in sections(ASTERISK / "extensions.conf")["from-pstn"]]
+    noop = next(i for i, step in enumerate(inbound) if "NoOp(IVR done:" in step)
+    default = next(i for i, step in enumerate(inbound) if "Set(QUEUE_PRIO=${SIAGA112" in step)
+    assert noop < default
+    readme = (ASTERISK / "README.md").read_text()
+    assert 'NoOp("IVR done: AGISTATUS=FAILURE CALLER_FLAG= QUEUE_PRIO=")' in readme
+    assert "QUEUE_PRIO=10)" in readme

@@ -29,6 +29,8 @@ from tests.ivr.harness import CALLCENTER, ivr_environ, ivr_runs, seed_pranks
 
 FAST = session("05-hangup-in-ivr", "fastagi")  # 085237001122, agi_network block
 WITHHELD = session("10-callerid-edge-cases", "agi-process", 1)  # no caller ID at all
+# A carrier's withheld caller (Privacy: id): the asserted number, agi_callingpres: 32.
+PRIVATE = session("24-pjsip-operator-hangup-withheld", "fastagi")
 LISTENING = re.compile(r"listening on 127\.0\.0\.1:(\d+)")
 
 
@@ -143,6 +145,25 @@ def test_withheld_caller(server: Server, database_url: str) -> None:
 
     assert sent == expected_commands(
         WITHHELD.uniqueid, flag="withheld", priority=10, lookup="withheld"
+    )
+
+
+def test_caller_who_withheld_the_number_keeps_it_and_is_marked(
+    server: Server, database_url: str
+) -> None:
+    """Recorded over PJSIP: the number is looked up (a prank count would still count), the
+    caller is flagged withheld, and CALLER_PRES tells the AMI listener the call is private."""
+    sent = converse(server.port, Scenario(PRIVATE, fastagi=True))
+    server.stop()
+
+    assert sent == expected_commands(
+        PRIVATE.uniqueid, flag="withheld", priority=10, lookup="found", private_pres=32
+    )
+    row = ivr_runs(database_url)[PRIVATE.uniqueid]
+    assert (row.caller_id_raw, row.caller_e164, row.calling_pres) == (
+        "038821234",
+        "+6238821234",
+        32,
     )
 
 

@@ -61,7 +61,28 @@ def test_call_facts_from_the_recorded_environment() -> None:
         uniqueid="1795828520.19",
         channel="Local/112@from-pstn-00000009;2",
         caller_raw="085237001122",
+        calling_pres=0,
     )
+    assert not call.private
+
+
+def test_a_caller_who_withheld_the_number_is_flagged_withheld_and_the_number_kept() -> None:
+    """Recorded over PJSIP with ``Privacy: id``: the asserted number and agi_callingpres 32."""
+    recorded = session("24-pjsip-operator-hangup-withheld", "fastagi")
+    env = dict(line.decode().rstrip("\n").split(": ", 1) for line in recorded.env if b": " in line)
+    call = call_from_env(env, default_pbx="ttu-pbx-1")
+    assert (call.caller_raw, call.calling_pres, call.private) == ("038821234", 32, True)
+
+    normal = decide(call, LookupResult.found("+6238821234", prank_count=0, elapsed_ms=2), IVR)
+    assert normal.flag is CallerFlag.withheld
+    assert normal.steps[:3] == [
+        SetVariable("CALLER_PRES", "32"),
+        SetVariable("CALLER_FLAG", "withheld"),
+        SetVariable("QUEUE_PRIO", "10"),
+    ]
+    # A withheld number that pranks often is still warned: privacy hides, it does not excuse.
+    prank = decide(call, LookupResult.found("+6238821234", prank_count=3, elapsed_ms=2), IVR)
+    assert (prank.flag, prank.priority) == (CallerFlag.prank, 1)
 
 
 def test_quoting_matches_what_asterisk_unescaped_in_the_recording() -> None:

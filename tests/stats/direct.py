@@ -26,6 +26,8 @@ class Row:
     wait: int | None
     talk: int | None
     caller: str | None
+    answer: int | None = None
+    overflows: int = 0
 
 
 def calls(session: Session, first: date, last: date, tz: ZoneInfo) -> list[Row]:
@@ -43,6 +45,8 @@ def calls(session: Session, first: date, last: date, tz: ZoneInfo) -> list[Row]:
                     call.wait_seconds,
                     call.talk_seconds,
                     call.caller_e164,
+                    call.answer_seconds,
+                    call.overflows,
                 )
             )
     return rows
@@ -62,6 +66,7 @@ def summary(rows: list[Row]) -> dict[str, Any]:
         "abandoned_in_ivr": outcomes["abandoned_in_ivr"],
         "abandoned_in_queue": outcomes["abandoned_in_queue"],
         "unanswered": outcomes["unanswered"],
+        "overflowed": sum(r.overflows > 0 for r in rows),
         "by_classification": {
             c: classes[c] for c in ("emergency", "prank", "non_emergency", "unclassified")
         },
@@ -70,15 +75,25 @@ def summary(rows: list[Row]) -> dict[str, Any]:
 
 
 def answer_times(rows: list[Row]) -> dict[str, Any]:
-    waits = [r.wait for r in rows if r.outcome == "answered" and r.wait is not None]
+    answered = [r for r in rows if r.outcome == "answered"]
+    waits = [r.wait for r in answered if r.wait is not None]
+    # NENA's answer time: from reaching the PBX to the answer, the IVR included.
+    answers = [r.answer for r in answered if r.answer is not None]
     return {
-        "answered": sum(r.outcome == "answered" for r in rows),
+        "answered": len(answered),
+        "overflowed": sum(r.overflows > 0 for r in rows),
         "wait_p50": nearest_rank(waits, 50),
         "wait_p90": nearest_rank(waits, 90),
         "wait_p95": nearest_rank(waits, 95),
         "wait_max": max(waits, default=None),
+        "answer_p50": nearest_rank(answers, 50),
+        "answer_p90": nearest_rank(answers, 90),
+        "answer_p95": nearest_rank(answers, 95),
+        "answer_max": max(answers, default=None),
         **{
-            f"within_{t}s": round(sum(w <= t for w in waits) / len(waits), 4) if waits else None
+            f"within_{t}s": round(sum(a <= t for a in answers) / len(answers), 4)
+            if answers
+            else None
             for t in (10, 15, 20)
         },
     }

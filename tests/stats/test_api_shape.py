@@ -169,6 +169,14 @@ def test_monthly_report_as_csv_and_printable_html(
     report = client.get(
         "/api/v1/reports/monthly", params={"month": "2025-05"}, headers=headers
     ).json()
+    # People's words, not column names; a count agrees with its noun.
+    assert "<th>Not followed up</th>" in page.text
+    assert "not_followed_up" not in page.text
+    assert "<td>Prank share</td>" in page.text
+    assert "Answer time p50 / p90 / p95 / max (s, from reaching the PBX)" in page.text
+    emergencies = report["summary"]["emergencies"]["total"]
+    noun = "emergency" if emergencies == 1 else "emergencies"
+    assert f"<p>{emergencies} {noun}: " in page.text
     assert report["summary"]["total"] == 912
     assert report["summary"]["period"] == {
         "from": "2025-05-01",

@@ -129,3 +129,58 @@ def test_two_different_passwords_on_a_terminal_create_nothing(
     assert "the two passwords differ" in output
     with session_factory() as session:
         assert session.scalars(select(User)).all() == []
+
+
+def test_list_users_and_reset_a_password(
+    database_url: str, client: TestClient, session_factory: sessionmaker[Session]
+) -> None:
+    """An admin on the server lists the users and resets a forgotten password (and a lockout)."""
+    assert _add(database_url, "andi", "--role", "operator", stdin=PASSWORD + "\n").returncode == 0
+
+    listed = subprocess.run(
+        [SCRIPT, "user", "list"],
+        capture_output=True,
+        text=True,
+        env=_env(database_url),
+        timeout=60,
+        check=False,
+    )
+    assert listed.returncode == 0, listed.stderr
+    header, row = listed.stdout.splitlines()
+    assert header.split("\t")[:4] == ["id", "username", "role", "active"]
+    assert row.split("\t")[1:4] == ["andi", "operator", "yes"]
+
+    with session_factory.begin() as session:
+        user = session.scalars(select(User).where(User.username == "andi")).one()
+        user.failed_logins = 3
+    reset = subprocess.run(
+        [SCRIPT, "user", "reset-password", "andi"],
+        input="a brand new password\n",
+        capture_output=True,
+        text=True,
+        env=_env(database_url),
+        timeout=60,
+        check=False,
+    )
+    assert reset.returncode == 0, reset.stderr
+    assert "a brand new password" not in reset.stdout + reset.stderr
+    login = client.post(
+        "/api/v1/auth/token", data={"username": "andi", "password": "a brand new password"}
+    )
+    assert login.status_code == 200, login.text
+    with session_factory() as session:
+        user = session.scalars(select(User).where(User.username == "andi")).one()
+        assert user.failed_logins == 0
+        assert not verify_password(PASSWORD, user.password_hash)
+
+    unknown = subprocess.run(
+        [SCRIPT, "user", "reset-password", "nobody"],
+        input="a brand new password\n",
+        capture_output=True,
+        text=True,
+        env=_env(database_url),
+        timeout=60,
+        check=False,
+    )
+    assert unknown.returncode == 1
+    assert "no user 'nobody'" in unknown.stderr

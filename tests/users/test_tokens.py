@@ -34,3 +34,19 @@ def test_a_tampered_token_is_refused() -> None:
     header, claims, signature = token.split(".")
     with pytest.raises(Unauthorized):
         read_token(f"{header}.{claims}.{signature[::-1]}", secret=SECRET)
+
+
+def test_the_development_default_secret_signs_without_a_warning() -> None:
+    """`make run` with the default secret logged PyJWT's InsecureKeyLengthWarning at every
+    login; with warnings as errors this test fails on it."""
+    import warnings
+    from datetime import timedelta
+
+    from callcenter.settings import Settings
+    from callcenter.users.security import issue_token, read_token
+
+    secret = Settings(environment="development").token_secret.get_secret_value()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        token = issue_token(user_id=7, secret=secret, ttl=timedelta(minutes=5))
+        assert read_token(token, secret=secret) == 7
