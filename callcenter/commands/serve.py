@@ -56,11 +56,22 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
-class Stopped(Exception):
-    """SIGTERM or SIGINT: leave whatever is starting or running, then stop every part."""
+class Stopped(BaseException):
+    """SIGTERM or SIGINT during start-up: leave whatever is starting, then stop every part.
+
+    A BaseException, like KeyboardInterrupt, so no `except Exception` on the way swallows it.
+    """
 
 
-def _stop(signum: int, _frame: FrameType | None) -> None:
+# Once uvicorn exists, a signal asks it to stop instead: raised inside its event loop, an
+# exception could be swallowed by a callback's or the lifespan's error handling.
+_uvicorn: uvicorn.Server | None = None
+
+
+def _stop(signum: int, frame: FrameType | None) -> None:
+    if _uvicorn is not None:
+        _uvicorn.handle_exit(signum, frame)  # it returns from run() once stopped
+        return
     raise Stopped(signal.Signals(signum).name)
 
 
@@ -77,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    global _uvicorn
     settings = get_settings()
     if args.workers < 1:
         raise SystemExit("--workers must be at least 1")
@@ -137,7 +149,8 @@ def _run(args: argparse.Namespace) -> int:
             log_level="info",
             timeout_graceful_shutdown=SHUTDOWN_STREAMS,
         )
-        uvicorn.Server(config).run()
+        _uvicorn = uvicorn.Server(config)
+        _uvicorn.run()
     except (FastAgiBindError, PbxLockHeld) as exc:
         log.error("%s", exc)
         return 1
