@@ -13,6 +13,7 @@ from callcenter.ami.runtime import AmiRuntime
 from callcenter.api.app import create_app
 from callcenter.db import make_engine
 from callcenter.ivr.server import start_subprocess, stop_subprocess
+from callcenter.notify.runtime import NotifyRuntime
 from callcenter.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -77,9 +78,15 @@ def run(args: argparse.Namespace) -> int:
         runtime = AmiRuntime(settings)
         runtime.attach(app)
         runtime.start()
+    # Agency notifications (issue 15): the outbox worker, in a thread beside the API.
+    notifier = NotifyRuntime(settings) if settings.notify.enabled else None
+    if notifier is not None:
+        notifier.start()
     try:
         uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     finally:
+        if notifier is not None:
+            notifier.stop()
         if runtime is not None:
             runtime.stop()
         if fastagi is not None:
