@@ -89,8 +89,8 @@ def scan(session: Session, *, settings: Settings, now: datetime) -> int:
 
 
 def _digest(session: Session, *, settings: Settings, now: datetime) -> int:
-    local = now.astimezone(settings.tz)
-    if local.time() < settings.notify.digest_at:
+    at = settings.notify.digest_at
+    if at is None or now.astimezone(settings.tz).time() < at:
         return 0
     day = local_day(now, settings.tz)
     done = select(Notification.id).where(Notification.key == f"digest-{day}-supervisor")

@@ -175,7 +175,8 @@ class Worker:
         channel = channels[notification.channel_index % len(channels)] if channels else None
         try:
             if channel is None:
-                raise DeliveryFailed(f"no channel configured for {code or 'the supervisor'}")
+                whom = notification.audience.value + (f" of {code}" if code else "")
+                raise DeliveryFailed(f"no channel configured for the {whom}")
             detail = self.senders[channel.kind](message, channel)
             failure = None
         except DeliveryFailed as exc:

@@ -40,6 +40,7 @@ class SmsHttpSender:
                 with urllib.request.urlopen(request, timeout=s.timeout_seconds):
                     pass
             except urllib.error.HTTPError as exc:
+                exc.close()  # its body is an open socket
                 retry = exc.code >= 500 or exc.code in (408, 429)
                 raise DeliveryFailed(f"gateway HTTP {exc.code}", retryable=retry) from None
             except TimeoutError:

@@ -57,6 +57,7 @@ class WebhookSender:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 return f"HTTP {response.status}"
         except urllib.error.HTTPError as exc:
+            exc.close()  # its body is an open socket
             # 408 and 429 say "later"; any other 4xx will not change by retrying.
             retry = exc.code >= 500 or exc.code in (408, 429)
             raise DeliveryFailed(f"HTTP {exc.code}", retryable=retry) from None
