@@ -111,15 +111,16 @@ def webhook_key(monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 def with_notify(settings: Settings, **changes: Any) -> Settings:
-    notify = NotifySettings(
-        link_secret="link-secret-for-tests-0123456789",  # type: ignore[arg-type]
-        public_base_url="http://112.test",
-        retry_min_seconds=10,
-        retry_max_seconds=600,
-        attempts_per_channel=3,
-        http_timeout_seconds=0.5,
-        **({"digest_at": None} | changes),
-    )
+    defaults: dict[str, Any] = {
+        "link_secret": "link-secret-for-tests-0123456789",
+        "public_base_url": "http://112.test",
+        "retry_min_seconds": 10,
+        "retry_max_seconds": 600,
+        "attempts_per_channel": 3,
+        "http_timeout_seconds": 0.5,
+        "digest_at": None,
+    }
+    notify = NotifySettings(**(defaults | changes))
     return settings.model_copy(update={"notify": notify})
 
 
