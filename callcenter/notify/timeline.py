@@ -68,7 +68,7 @@ def for_incident(session: Session, incident_id: int) -> list[Entry] | None:
     ).one_or_none()
     if incident is None:
         return None
-    codes = dict(session.execute(select(Agency.id, Agency.code)).tuples().all())
+    codes = {id_: code for id_, code in session.execute(select(Agency.id, Agency.code))}
     entries = []
     for assignment in incident.assignments:
         for step in assignment.history:
@@ -127,8 +127,8 @@ def open_escalations(session: Session) -> list[tuple[Assignment, datetime]]:
         )
         .options(selectinload(Assignment.agency))
         .order_by(Assignment.assigned_at)
-    ).tuples()
-    return list(rows)
+    )
+    return [(assignment, at) for assignment, at in rows]
 
 
 def undelivered(session: Session) -> list[NotificationOut]:
