@@ -124,8 +124,9 @@ class NotifySettings(BaseModel):
     # Default time to acknowledge; an agency's ack_minutes overrides it, and both are
     # overridden per category. Unset: [incidents] followup_overdue_minutes.
     ack_minutes: int | None = Field(default=None, gt=0)
-    # Local time of the daily digest of assignments still open (None: no digest).
-    digest_at: time | None = time(20, 0)
+    # The daily digest of assignments still open, at this local time.
+    daily_digest: bool = True
+    digest_at: time = time(20, 0)
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
     gammu: GammuSettings = Field(default_factory=GammuSettings)
     sms_http: SmsHttpSettings = Field(default_factory=SmsHttpSettings)

@@ -89,8 +89,8 @@ def scan(session: Session, *, settings: Settings, now: datetime) -> int:
 
 
 def _digest(session: Session, *, settings: Settings, now: datetime) -> int:
-    at = settings.notify.digest_at
-    if at is None or now.astimezone(settings.tz).time() < at:
+    n = settings.notify
+    if not n.daily_digest or now.astimezone(settings.tz).time() < n.digest_at:
         return 0
     day = local_day(now, settings.tz)
     done = select(Notification.id).where(Notification.key == f"digest-{day}-supervisor")

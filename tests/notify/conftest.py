@@ -118,7 +118,7 @@ def with_notify(settings: Settings, **changes: Any) -> Settings:
         "retry_max_seconds": 600,
         "attempts_per_channel": 3,
         "http_timeout_seconds": 0.5,
-        "digest_at": None,
+        "daily_digest": False,
     }
     notify = NotifySettings(**(defaults | changes))
     return settings.model_copy(update={"notify": notify})

@@ -106,7 +106,9 @@ def test_an_assignment_goes_out_through_the_modem_in_parts_of_160_at_most(
     worker.run_once()
 
     sent = Path(smsd.spool.sent)
-    wait_for(lambda: len(list(sent.glob("OUT*"))) >= 2 and not list(Path(smsd.spool.outbox).glob("OUT*")))
+    wait_for(
+        lambda: len(list(sent.glob("OUT*"))) >= 2 and not list(Path(smsd.spool.outbox).glob("OUT*"))
+    )
     files = sorted(sent.glob("OUT*"))
     texts = [f.read_bytes().decode("utf-16") for f in files]
     assert all(f.name.startswith(f"OUTA_{AGENCY_NUMBER}_n") for f in files)
