@@ -8,8 +8,8 @@ Pure: a notification's stored facts in, text out. SMS text stays GSM-7 (see gsm7
 ...          "agency_name": "Damkar TTU"}
 >>> print(sms_text("assigned", facts, link="http://x/a/T", tz=WITA))
 112 TTU: aduan darurat KEBAKARAN, kejadian 12, 14.05 WITA. Lokasi: Kec. Kota Kefamenanu, \
-Desa Benpasi, belakang pasar. Penelepon: +6281234567890. Balas OK 12 bila diterima, \
-SELESAI 12 bila selesai ditangani, atau buka http://x/a/T
+Desa Benpasi, belakang pasar. Penelepon: +6281234567890. Balas OK 12 = diterima, \
+SELESAI 12 = selesai ditangani, atau buka http://x/a/T
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ def sms_text(kind: str, facts: dict[str, Any], *, link: str | None, tz: ZoneInfo
         text += f" Penelepon: {number}."
     if facts.get("audience") == "supervisor":
         return text
-    text += f" Balas OK {n} bila diterima, SELESAI {n} bila selesai ditangani"
+    text += f" Balas OK {n} = diterima, SELESAI {n} = selesai ditangani"
     return f"{text}, atau buka {link}" if link else f"{text}."
 
 

@@ -115,7 +115,7 @@ def test_an_assignment_goes_out_through_the_modem_in_parts_of_160_at_most(
     assert all(gsm7.septets(t) <= 160 for t in texts)
     assert texts[0].startswith(f"1/{len(texts)} 112 TTU: aduan darurat KEBAKARAN, kejadian ")
     whole = " ".join(t.split(" ", 1)[1] for t in texts)
-    assert f"Balas OK {incident_id} bila diterima, SELESAI {incident_id}" in whole
+    assert f"Balas OK {incident_id} = diterima, SELESAI {incident_id}" in whole
     assert "http://112.test/ack/" in whole
     assert "Transmitted" in (smsd.root / "smsd.log").read_text()
 
