@@ -84,7 +84,7 @@ def acknowledge(
 
 def _agencies_by_number(session: Session, settings: Settings) -> dict[str, list[int]]:
     """Each SMS number configured for an agency (first or second contact) -> agency ids."""
-    ids = {code: id_ for code, id_ in session.execute(select(Agency.code, Agency.id))}
+    ids: dict[str, int] = dict(session.execute(select(Agency.code, Agency.id)).all())
     found: dict[str, list[int]] = {}
     for code, contacts in settings.notify.agencies.items():
         if code not in ids:

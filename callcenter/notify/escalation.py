@@ -60,7 +60,9 @@ def scan(session: Session, *, settings: Settings, now: datetime) -> int:
         waited = now - assignment.assigned_at
         if waited < limit:
             continue
-        facts = outbox.assignment_facts(assignment) | {"minutes_waiting": int(waited.total_seconds() // 60)}
+        facts = outbox.assignment_facts(assignment) | {
+            "minutes_waiting": int(waited.total_seconds() // 60)
+        }
         steps: list[tuple[str, NotificationKind, Audience]] = [
             ("reminder", NotificationKind.reminder, Audience.agency)
         ]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from datetime import date, datetime
+from typing import Any
 
 from pydantic import BaseModel
 from sqlalchemy import select
@@ -139,3 +140,9 @@ def response_cells(row: AgencyResponse | None) -> list[str]:
         share,
         str(row.escalations),
     ]
+
+
+def recap_rows(agency_rows: list[list[Any]], responses: list[AgencyResponse]) -> list[list[Any]]:
+    """The recap's rows by agency (first cell: its code) with the response columns added."""
+    by_code = {r.code: r for r in responses}
+    return [[*row, *response_cells(by_code.get(str(row[0])))] for row in agency_rows]

@@ -68,7 +68,7 @@ def for_incident(session: Session, incident_id: int) -> list[Entry] | None:
     ).one_or_none()
     if incident is None:
         return None
-    codes = {id_: code for id_, code in session.execute(select(Agency.id, Agency.code))}
+    codes: dict[int, str] = dict(session.execute(select(Agency.id, Agency.code)).all())
     entries = []
     for assignment in incident.assignments:
         for step in assignment.history:

@@ -125,7 +125,7 @@ def with_notify(settings: Settings, **changes: Any) -> Settings:
 
 
 def webhook(url: str) -> Channel:
-    return Channel(kind="webhook", to=url, secret_env=WEBHOOK_ENV)  # type: ignore[arg-type]
+    return Channel(kind="webhook", to=url, secret_env=WEBHOOK_ENV)
 
 
 def contacts(*channels: Channel, **extra: Any) -> AgencyContacts:

@@ -55,7 +55,7 @@ def smtp_server(smtp_port: int) -> Iterator[Inbox]:
 
 
 def _email(to: str) -> Channel:
-    return Channel(kind="email", to=to)  # type: ignore[arg-type]
+    return Channel(kind="email", to=to)
 
 
 def test_the_agency_gets_an_indonesian_email_whose_message_id_is_the_key(

@@ -108,9 +108,7 @@ def test_silence_brings_a_reminder_then_escalation_each_once(
     board = app_client.get("/api/v1/notify/escalations", headers=supervisor_headers).json()
     assert [(e["incident_id"], e["agency_code"]) for e in board] == [(fire, "damkar_ttu")]
     operator_headers = _headers(app_client, session_factory, Role.operator)
-    assert (
-        app_client.get("/api/v1/notify/escalations", headers=operator_headers).status_code == 403
-    )
+    assert app_client.get("/api/v1/notify/escalations", headers=operator_headers).status_code == 403
     timeline = app_client.get(f"/api/v1/incidents/{fire}/timeline", headers=operator_headers)
     events = [e["event"] for e in timeline.json()]
     assert events.count("escalation:sent") == 2

@@ -86,7 +86,7 @@ def smsd(tmp_path: Path) -> Iterator[Smsd]:
 
 
 def _sms(number: str) -> Channel:
-    return Channel(kind="sms_gammu", to=number)  # type: ignore[arg-type]
+    return Channel(kind="sms_gammu", to=number)
 
 
 def test_an_assignment_goes_out_through_the_modem_in_parts_of_160_at_most(
