@@ -11,6 +11,7 @@ import enum
 import os
 import re
 from datetime import time
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, SecretStr, model_validator
 
@@ -58,7 +59,16 @@ class Channel(BaseModel):
 
     @property
     def label(self) -> str:
-        """What an attempt records of the channel: kind and address, never a secret."""
+        """What attempts and logs show of the channel: kind and address, never a secret (a
+        URL's query string and user info may hold one, so they are left out).
+
+        >>> Channel(kind="webhook", to="https://u:p@x.test/hook?token=s", secret_env="K").label
+        'webhook:https://x.test/hook'
+        """
+        if self.kind is ChannelKind.webhook:
+            url = urlsplit(self.to)
+            port = f":{url.port}" if url.port else ""
+            return f"webhook:{url.scheme}://{url.hostname}{port}{url.path}"
         return f"{self.kind.value}:{self.to}"
 
 

@@ -23,6 +23,7 @@ from callcenter.incidents import service
 from callcenter.incidents.followup import FollowUp
 from callcenter.incidents.models import Agency, Assignment
 from callcenter.notify import ack, escalation, gsm7, links, messages
+from callcenter.notify.channels import gammu
 from callcenter.notify.channels.base import DeliveryFailed, Outgoing, Sender
 from callcenter.notify.channels.email import EmailSender
 from callcenter.notify.channels.gammu import GammuSender
@@ -115,6 +116,7 @@ class Worker:
         with self.factory.begin() as session:
             escalation.scan(session, settings=self.settings, now=self.clock())
         ack.read_sms_replies(self.factory, self.settings, now=self.clock)
+        self.modem_failures()
         done = 0
         for notification_id in self.claim():
             self.deliver(notification_id)
@@ -130,6 +132,35 @@ class Worker:
                 busy = 0
             if not busy:
                 stop.wait(self.settings.notify.poll_seconds)
+
+    def modem_failures(self) -> None:
+        """A part the modem could not send reopens its notification on the next channel."""
+        spool = self.settings.notify.gammu
+        for failed in gammu.failed_parts(spool):
+            with self.factory.begin() as session:
+                notification = session.get(Notification, failed.notification_id)
+                via = notification.sent_via if notification else None
+                if notification is not None and (via or "").startswith("sms_gammu:"):
+                    now = self.clock()
+                    detail = f"the modem could not send part {failed.part} (gammu error folder)"
+                    session.add(
+                        DeliveryAttempt(
+                            notification_id=notification.id,
+                            channel=via or "",
+                            started_at=now,
+                            finished_at=now,
+                            ok=False,
+                            detail=detail,
+                        )
+                    )
+                    notification.status = DeliveryStatus.pending
+                    notification.sent_at = notification.sent_via = None
+                    notification.last_error = detail
+                    notification.channel_index += 1
+                    notification.channel_attempts = 0
+                    notification.next_attempt_at = now
+                    log.warning("notification %s: %s", notification.key, detail)
+            gammu.set_aside_failed(failed, spool)
 
     def claim(self) -> list[int]:
         now = self.clock()

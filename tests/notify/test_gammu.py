@@ -20,11 +20,19 @@ from sqlalchemy.orm import Session, sessionmaker
 from callcenter.incidents.followup import FollowUp
 from callcenter.incidents.models import Assignment, AssignmentChange
 from callcenter.notify import gsm7
+from callcenter.notify.channels.gammu import GammuSender
 from callcenter.notify.config import Channel, GammuSettings
-from callcenter.notify.models import SmsReply
-from callcenter.notify.worker import Worker
+from callcenter.notify.models import DeliveryAttempt, DeliveryStatus, Notification, SmsReply
+from callcenter.notify.worker import Worker, render
 from callcenter.settings import Settings
-from tests.notify.conftest import Clock, MakeIncident, contacts, with_notify
+from tests.notify.conftest import (
+    Clock,
+    HttpReceiver,
+    MakeIncident,
+    contacts,
+    webhook,
+    with_notify,
+)
 
 AGENCY_NUMBER = "+6281100000001"
 
@@ -121,9 +129,6 @@ def test_an_assignment_goes_out_through_the_modem_in_parts_of_160_at_most(
 
     # The same notification spooled again (a worker killed before it recorded the send)
     # finds its parts in the sent folder: the modem sends nothing twice.
-    from callcenter.notify.channels.gammu import GammuSender
-    from callcenter.notify.models import Notification
-    from callcenter.notify.worker import render
 
     with session_factory() as session:
         notification = session.scalars(select(Notification)).one()
@@ -173,3 +178,50 @@ def test_replies_read_from_the_modem_acknowledge_then_resolve(
     with session_factory() as session:
         assert session.scalars(select(Assignment.status)).one() is FollowUp.resolved
         assert len(session.scalars(select(SmsReply)).all()) == 3
+
+
+def test_a_part_the_modem_could_not_send_reopens_the_notification_on_the_next_channel(
+    session_factory: sessionmaker[Session],
+    settings: Settings,
+    make_incident: MakeIncident,
+    receiver: HttpReceiver,
+    webhook_key: str,
+    tmp_path: Path,
+    clock: Clock,
+) -> None:
+    # No gammu-smsd here: its part in this is moving a file it could not send from the outbox
+    # to its error folder, which the test does in its place.
+    spool = GammuSettings(
+        **{
+            name: f"{tmp_path / name}/"
+            for name in ("inbox", "outbox", "sent", "error", "processed")
+        }
+    )
+    for folder in ("outbox", "error"):
+        (tmp_path / folder).mkdir()
+    settings = with_notify(
+        settings,
+        gammu=spool,
+        agencies={"damkar_ttu": contacts(_sms(AGENCY_NUMBER), webhook(receiver.url))},
+    )
+    make_incident("damkar_ttu")
+    worker = Worker(session_factory, settings, clock=clock)
+    worker.run_once()
+    spooled = sorted((tmp_path / "outbox").glob("OUT*"))[0]  # part 1 failed on the modem
+    spooled.rename(tmp_path / "error" / spooled.name)
+
+    worker.run_once()
+
+    assert len(receiver.received) == 1
+    with session_factory() as session:
+        notification = session.scalars(select(Notification)).one()
+        attempts = session.scalars(select(DeliveryAttempt).order_by(DeliveryAttempt.id)).all()
+    assert notification.status is DeliveryStatus.sent
+    assert notification.sent_via == f"webhook:{receiver.url}"
+    assert [(a.channel.split(":")[0], a.ok) for a in attempts] == [
+        ("sms_gammu", True),
+        ("sms_gammu", False),
+        ("webhook", True),
+    ]
+    assert "modem could not send part" in attempts[1].detail
+    assert list((tmp_path / "error").iterdir()) == []

@@ -18,6 +18,7 @@ from callcenter.notify.config import Channel, GammuSettings
 
 # IN<date>_<time>_<serial>_<sender>_<sequence>.txt (gammu-smsd-files(7))
 _INBOX_NAME = re.compile(r"^IN(\d{8})_(\d{6})_(\d+)_([^_]+)_(\d+)\.txt$")
+_OUTBOX_NAME = re.compile(r"^OUTA_([^_]+)_n(\d+)p(\d+)\.txt$")
 
 
 def outbox_name(number: str, notification_id: int, part: int) -> str:
@@ -82,3 +83,31 @@ def set_aside(message: InboxMessage, settings: GammuSettings) -> None:
     processed = Path(settings.processed)
     processed.mkdir(parents=True, exist_ok=True)
     os.replace(message.path, processed / message.path.name)
+
+
+@dataclass(frozen=True)
+class FailedPart:
+    """A part gammu-smsd could not send (it moves those to its error folder)."""
+
+    path: Path
+    notification_id: int
+    part: int
+
+
+def failed_parts(settings: GammuSettings) -> list[FailedPart]:
+    error = Path(settings.error)
+    if not error.is_dir():
+        return []
+    found = []
+    for path in sorted(error.iterdir()):
+        match = _OUTBOX_NAME.match(path.name)
+        if match is not None:
+            found.append(FailedPart(path, int(match.group(2)), int(match.group(3))))
+    return found
+
+
+def set_aside_failed(failed: FailedPart, settings: GammuSettings) -> None:
+    """Move a failed part out of the error folder once recorded (a retry spools it afresh)."""
+    processed = Path(settings.processed)
+    processed.mkdir(parents=True, exist_ok=True)
+    os.replace(failed.path, processed / f"ERR-{failed.path.name}")
