@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -161,3 +162,35 @@ def test_a_worker_killed_mid_send_is_taken_over_under_the_same_key(
         attempts = session.scalars(select(DeliveryAttempt)).all()
     assert notification.status is DeliveryStatus.sent
     assert [a.ok for a in attempts] == [True]
+
+
+def test_serve_runs_the_worker_beside_the_api(
+    session_factory: sessionmaker[Session],
+    settings: Settings,
+    receiver: HttpReceiver,
+    tmp_path: Path,
+    make_incident: MakeIncident,
+) -> None:
+    make_incident("damkar_ttu")
+    config = _config(tmp_path, settings, receiver.url, timeout=5)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    serve = subprocess.Popen(
+        [CALLCENTER, "serve", "--port", str(port), "--no-migrate"],
+        env=_env(config),
+        cwd=PROJECT_ROOT,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not receiver.received:
+            assert serve.poll() is None, "serve stopped"
+            assert time.monotonic() < deadline, "serve's worker never sent"
+            time.sleep(0.2)
+    finally:
+        serve.send_signal(signal.SIGINT)
+        serve.wait(timeout=30)
+    assert receiver.received[0].json()["type"] == "assigned"
+    with session_factory() as session:
+        assert session.scalars(select(Notification.status)).one() is DeliveryStatus.sent
