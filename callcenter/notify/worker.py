@@ -233,6 +233,11 @@ class Worker:
             notification = session.get(Notification, notification_id)
             if notification is None:
                 return
+            notification.claimed_until = None
+            if channel is None and notification.last_error == detail[:2000]:
+                # Still no channel for it: wait for one without adding a row every round.
+                notification.next_attempt_at = now + timedelta(seconds=n.retry_max_seconds)
+                return
             session.add(
                 DeliveryAttempt(
                     notification_id=notification_id,
@@ -244,7 +249,6 @@ class Worker:
                 )
             )
             notification.attempts += 1
-            notification.claimed_until = None
             if failure is None:
                 notification.status = DeliveryStatus.sent
                 notification.sent_at = now

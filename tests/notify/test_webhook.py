@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import threading
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from callcenter.incidents.followup import FollowUp
 from callcenter.incidents.models import Assignment, AssignmentChange
-from callcenter.notify.models import DeliveryAttempt, DeliveryStatus, Notification
+from callcenter.notify.models import (
+    DeliveryAttempt,
+    DeliveryStatus,
+    Notification,
+    NotificationKind,
+)
 from callcenter.notify.worker import Worker
 from callcenter.settings import Settings
 from tests.notify.conftest import (
@@ -143,3 +149,55 @@ def test_a_missing_webhook_key_is_an_attempt_that_failed_not_a_send_without_sign
     [notification] = _notifications(session_factory)
     assert notification.status is DeliveryStatus.pending
     assert "SIAGA_TEST_WEBHOOK_KEY is not set" in (notification.last_error or "")
+
+
+def test_an_agency_without_channels_waits_with_one_attempt_recorded_not_one_per_round(
+    session_factory: sessionmaker[Session],
+    settings: Settings,
+    make_incident: MakeIncident,
+    clock: Clock,
+) -> None:
+    settings = with_notify(settings)
+    make_incident("damkar_ttu")
+    worker = Worker(session_factory, settings, clock=clock)
+    for _ in range(4):
+        worker.run_once()
+        clock.advance(seconds=601)
+    with session_factory() as session:
+        attempts = session.scalars(select(DeliveryAttempt)).all()
+        notification = session.scalars(
+            select(Notification).where(Notification.kind == NotificationKind.assigned)
+        ).one()
+    assert [a.detail for a in attempts if a.notification_id == notification.id] == [
+        "no channel configured for the agency of damkar_ttu"
+    ]
+    assert notification.status is DeliveryStatus.pending
+
+
+def test_two_workers_at_once_send_each_notification_once(
+    session_factory: sessionmaker[Session],
+    settings: Settings,
+    make_incident: MakeIncident,
+    receiver: HttpReceiver,
+    webhook_key: str,
+) -> None:
+    settings = with_notify(settings, agencies={"damkar_ttu": contacts(webhook(receiver.url))})
+    for _ in range(12):
+        make_incident("damkar_ttu")
+    workers = [Worker(session_factory, settings, batch=3) for _ in range(2)]
+    barrier = threading.Barrier(2)
+
+    def drain(worker: Worker) -> None:
+        barrier.wait()
+        for _ in range(10):
+            worker.run_once()
+
+    threads = [threading.Thread(target=drain, args=(w,)) for w in workers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    keys = [r.headers["Idempotency-Key"] for r in receiver.received]
+    assert len(keys) == 12
+    assert len(set(keys)) == 12
+    assert {n.status for n in _notifications(session_factory)} == {DeliveryStatus.sent}
