@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import threading
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -81,7 +83,9 @@ def test_retries_after_500_and_a_timeout_carry_one_key_and_stop_once_delivered(
     receiver: HttpReceiver,
     webhook_key: str,
     clock: Clock,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     settings = with_notify(settings, agencies={"damkar_ttu": contacts(webhook(receiver.url))})
     make_incident("damkar_ttu")
     receiver.script = [500, "hang"]
@@ -109,6 +113,8 @@ def test_retries_after_500_and_a_timeout_carry_one_key_and_stop_once_delivered(
     assert attempts[0].detail == "HTTP 500"
     assert attempts[1].detail.startswith("no answer within")
     assert webhook_key not in " ".join(a.detail for a in attempts)
+    assert "HTTP 500" in caplog.text
+    assert webhook_key not in caplog.text
 
 
 def test_a_refused_webhook_falls_back_to_the_next_channel_at_once(
