@@ -23,6 +23,7 @@ from pydantic_settings import (
 )
 
 from callcenter.errors import CallCenterError
+from callcenter.notify.config import NotifySettings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_FILE = PROJECT_ROOT / "config" / "callcenter.toml"
@@ -169,6 +170,7 @@ class Settings(BaseSettings):
     incidents: IncidentSettings = Field(default_factory=IncidentSettings)
     callbacks: CallbackSettings = Field(default_factory=CallbackSettings)
     stats: StatsSettings = Field(default_factory=StatsSettings)
+    notify: NotifySettings = Field(default_factory=NotifySettings)
 
     @classmethod
     def settings_customise_sources(
@@ -191,6 +193,7 @@ class Settings(BaseSettings):
             for name, value in (
                 ("token_secret", self.token_secret),
                 ("ami.secret", self.ami.secret),
+                ("notify.link_secret", self.notify.link_secret),
             )
             if value.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS
             or (name == "token_secret" and len(value.get_secret_value()) < 32)
@@ -198,7 +201,8 @@ class Settings(BaseSettings):
         if weak:
             raise ValueError(
                 f"placeholder or weak secret(s) {', '.join(weak)} are refused in production: "
-                "set them through CALLCENTER_TOKEN_SECRET / CALLCENTER_AMI__SECRET"
+                "set them through CALLCENTER_TOKEN_SECRET / CALLCENTER_AMI__SECRET / "
+                "CALLCENTER_NOTIFY__LINK_SECRET"
             )
         return self
 

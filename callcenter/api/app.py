@@ -20,6 +20,7 @@ from callcenter.db import make_engine, make_sessionmaker
 from callcenter.errors import CallCenterError, ServiceUnavailable
 from callcenter.incidents import routes as incident_routes
 from callcenter.migrate import is_at_head
+from callcenter.notify import routes as notify_routes
 from callcenter.settings import Settings, get_settings
 from callcenter.stats import routes as stats_routes
 from callcenter.users import routes as users_routes
@@ -81,4 +82,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(incident_routes.router)
     app.include_router(stats_routes.router)
     app.include_router(callback_routes.router)
+    app.include_router(notify_routes.router)
+    app.include_router(notify_routes.ack_router)
     return app

@@ -23,6 +23,7 @@ from callcenter.api.app import create_app
 from callcenter.api.health import add_readiness_probe
 from callcenter.db import make_engine
 from callcenter.ivr.server import FastAgiBindError, FastAgiServer
+from callcenter.notify.runtime import NotifyRuntime
 from callcenter.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -121,6 +122,7 @@ def _run(args: argparse.Namespace) -> int:
     fastagi: FastAgiServer | None = None
     runtime: AmiRuntime | None = None
     lock: PbxLock | None = None
+    notifier: NotifyRuntime | None = None
     try:
         if settings.fastagi.enabled:
             # Bound before the API answers, so /readyz never says ready before it listens.
@@ -142,6 +144,10 @@ def _run(args: argparse.Namespace) -> int:
             runtime = AmiRuntime(settings)
             runtime.attach(app)
             runtime.start()
+        if settings.notify.enabled:
+            # Agency notifications (issue 15): the outbox worker, in a thread beside the API.
+            notifier = NotifyRuntime(settings)
+            notifier.start()
         config = uvicorn.Config(
             app,
             host=args.host,
@@ -160,6 +166,8 @@ def _run(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         if fastagi is not None:
             fastagi.stop()
+        if notifier is not None:
+            notifier.stop()
         if runtime is not None:
             runtime.stop()
         if lock is not None:

@@ -113,7 +113,11 @@ class AssignmentChange(Base):
     old_status: Mapped[FollowUp | None] = mapped_column(_enum(FollowUp, "follow_up"))
     new_status: Mapped[FollowUp] = mapped_column(_enum(FollowUp, "follow_up"))
     reason: Mapped[str | None] = mapped_column(Text)
-    changed_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    # A user, or (acknowledgement from an agency, which has no account) nobody: then actor
+    # says who (the name typed in the form, the replying phone number) and via how.
+    changed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    actor: Mapped[str | None] = mapped_column(String(128))
+    via: Mapped[str | None] = mapped_column(String(16))  # None: the console; link, sms, notify
     changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
-    changed_by: Mapped[User] = relationship()
+    changed_by: Mapped[User | None] = relationship()

@@ -60,7 +60,10 @@ class StepOut(BaseModel):
     old_status: FollowUp | None
     new_status: FollowUp
     reason: str | None
-    changed_by_id: int
+    changed_by_id: int | None
+    # Set when no user made the step: who (name or phone number) and how (link, sms, notify).
+    actor: str | None = None
+    via: str | None = None
     changed_at: datetime
 
 

@@ -21,6 +21,7 @@ from callcenter.incidents.followup import (
 from callcenter.incidents.models import Agency, Assignment, AssignmentChange, Incident
 from callcenter.localtime import local_day
 from callcenter.models import Call, Classification, User
+from callcenter.notify import outbox
 from callcenter.settings import Settings
 
 
@@ -123,8 +124,12 @@ def create_incident(
     )
     session.add(incident)
     session.flush()
-    for agency, primary in targets:
+    made = [
         _assign(session, incident=incident, agency=agency, primary=primary, user=user)
+        for agency, primary in targets
+    ]
+    for assignment in made:  # in this transaction: the agencies are told (issue 15)
+        outbox.assignment_made(session, assignment)
     session.flush()
     return get_incident(session, incident.id)
 
@@ -162,19 +167,29 @@ def add_assignment(
         raise Conflict("this incident has a primary agency already", incident_id=incident_id)
     if not request.primary and not incident.assignments:
         raise InvalidInput("the first assignment of an incident must be primary", field="primary")
-    return _assign(session, incident=incident, agency=agency, primary=request.primary, user=user)
+    assignment = _assign(
+        session, incident=incident, agency=agency, primary=request.primary, user=user
+    )
+    outbox.assignment_made(session, assignment)
+    outbox.incident_changed(
+        session, incident, change=f"{agency.name} ikut ditugaskan", skip_assignment_id=assignment.id
+    )
+    return assignment
 
 
 def change_status(
     session: Session,
     *,
-    user: User,
+    user: User | None,
     assignment_id: int,
     status: FollowUp,
     reason: str | None,
     expected_version: int | None,
     now: datetime,
+    actor: str | None = None,
+    via: str | None = None,
 ) -> Assignment:
+    """One follow-up step, by a user, or (``user`` None) by ``actor`` through ``via``."""
     assignment = session.get(Assignment, assignment_id)
     if assignment is None:
         raise NotFound(f"no assignment {assignment_id}", assignment_id=assignment_id)
@@ -196,7 +211,9 @@ def change_status(
             old_status=assignment.status,
             new_status=status,
             reason=reason,
-            changed_by_id=user.id,
+            changed_by_id=user.id if user else None,
+            actor=actor,
+            via=via,
             changed_at=now,
         )
     )

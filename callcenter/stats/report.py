@@ -9,6 +9,7 @@ from html import escape
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
+from callcenter.notify.stats import RESPONSE_COLUMNS, AgencyResponse, agency_response, recap_rows
 from callcenter.settings import Settings
 from callcenter.stats import queries, tables
 from callcenter.stats.schemas import AnswerTimes, RegionFigures, Summary
@@ -19,6 +20,8 @@ class MonthlyReport(BaseModel):
     summary: Summary
     answer_times: AnswerTimes
     regions: list[RegionFigures]
+    # How each agency answered (time to acknowledge and resolve, within target, escalations).
+    agency_response: list[AgencyResponse]
 
 
 def monthly(session: Session, first: date, last: date, settings: Settings) -> MonthlyReport:
@@ -29,6 +32,7 @@ def monthly(session: Session, first: date, last: date, settings: Settings) -> Mo
         regions=[
             r for r in queries.regions(session, first, last, settings).regions if r.emergencies
         ],
+        agency_response=agency_response(session, first, last, settings),
     )
 
 
@@ -83,7 +87,8 @@ def render_html(report: MonthlyReport) -> str:
     classes.append(["Prank share", _percent(s.prank_share)])
     reasons = [[_label(name), n] for name, n in s.by_reason.items()]
     e = s.emergencies
-    agencies = tables.agency_rows(s)
+    agencies = recap_rows(tables.agency_rows(s), report.agency_response)
+    agency_headers = [*(_label(c) for c in tables.AGENCY_COLUMNS[1:]), *RESPONSE_COLUMNS]
     answer = [
         [
             "Answer time p50 / p90 / p95 / max (s, from reaching the PBX)",
@@ -110,7 +115,7 @@ def render_html(report: MonthlyReport) -> str:
         f"<h2>Emergencies by agency</h2><p>{_count(e.total, 'emergency', 'emergencies')}: "
         f"{e.resolved} followed up and resolved, {e.not_followed_up} not followed up, "
         f"{e.in_progress} in progress.</p>"
-        f"{_table([_label(c) for c in tables.AGENCY_COLUMNS[1:]], [row[1:] for row in agencies])}"
+        f"{_table(agency_headers, [r[1:] for r in agencies])}"
         f"<h2>Answer times</h2>{_table(['', ''], answer)}"
         f"<h2>Emergencies by district</h2>{_table(['District', 'Emergencies'], regions)}"
         "</body></html>"

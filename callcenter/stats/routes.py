@@ -17,6 +17,7 @@ from callcenter.api.deps import SessionDep, SettingsDep
 from callcenter.errors import InvalidInput
 from callcenter.ivr.stats import IvrDay, IvrFigures, ivr_days
 from callcenter.models import Role, User
+from callcenter.notify.stats import RESPONSE_COLUMNS, recap_rows
 from callcenter.stats import queries, report, rollup, tables
 from callcenter.stats.schemas import (
     AnswerTimes,
@@ -214,9 +215,8 @@ def monthly(
     result = report.monthly(session, *span, settings)
     if format == "csv":
         name = f"recap-{span[0]:%Y-%m}"
-        return csv_response(
-            tables.to_csv(tables.AGENCY_COLUMNS, tables.agency_rows(result.summary)), name
-        )
+        rows = recap_rows(tables.agency_rows(result.summary), result.agency_response)
+        return csv_response(tables.to_csv((*tables.AGENCY_COLUMNS, *RESPONSE_COLUMNS), rows), name)
     if format == "html":
         return HTMLResponse(report.render_html(result))
     return json_response(result)

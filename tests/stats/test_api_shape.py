@@ -154,6 +154,13 @@ def test_monthly_report_as_csv_and_printable_html(
         "acknowledged",
         "dispatched",
         "pending",
+        # How each agency answered (issue 15, callcenter/notify/stats.py).
+        "ack_p50_min",
+        "ack_p90_min",
+        "resolve_p50_min",
+        "resolve_p90_min",
+        "ack_within_target",
+        "escalations",
     ]
     assert len(rows) == 1 + 7 + 1
     total = rows[-1]
