@@ -34,8 +34,8 @@ from callcenter.ami.spool import Spool
 from callcenter.ami.store import Batch, CallStore
 from callcenter.ami.tracker import CallTracker
 from callcenter.db import make_engine, make_sessionmaker
+from callcenter.db.migrate import upgrade
 from callcenter.gc_tuning import tune_for_throughput
-from callcenter.migrate import upgrade
 from callcenter.settings import AmiSettings
 
 TRACES = Path(

@@ -39,7 +39,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from callcenter.db import make_engine, make_sessionmaker, transaction
-from callcenter.migrate import upgrade
+from callcenter.db.migrate import upgrade
 from callcenter.models import Call, CallerIdStatus, Outcome, Role, User
 from callcenter.users.security import hash_password
 
@@ -129,7 +129,7 @@ def serve(url: str, workers: int) -> Iterator[int]:
     }
     process = subprocess.Popen(
         [
-            *(sys.executable, "-m", "uvicorn", "--factory", "callcenter.api.app:create_app"),
+            *(sys.executable, "-m", "uvicorn", "--factory", "callcenter.app:create_app"),
             *("--host", "127.0.0.1", "--port", str(port)),
             *("--no-access-log", "--log-level", "warning"),
             *("--workers", str(workers)),

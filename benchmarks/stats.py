@@ -22,11 +22,11 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.engine import make_url
 
 from benchmarks import stats_data
-from callcenter.api.app import create_app
+from callcenter.app import create_app
 from callcenter.db import make_engine, make_sessionmaker, transaction
+from callcenter.db.migrate import upgrade
 from callcenter.incidents import agencies
 from callcenter.incidents.models import Agency
-from callcenter.migrate import upgrade
 from callcenter.models import Call, Role, User
 from callcenter.settings import AmiSettings, FastAgiSettings, Settings
 from callcenter.stats import rollup

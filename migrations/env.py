@@ -1,4 +1,4 @@
-"""Alembic environment; `callcenter migrate` (callcenter/migrate.py) builds its config."""
+"""Alembic environment; `callcenter migrate` (callcenter/db/migrate.py) builds its config."""
 
 from __future__ import annotations
 

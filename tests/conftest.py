@@ -22,9 +22,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 import callcenter.all_models  # noqa: F401
-from callcenter.api.app import create_app
+from callcenter.app import create_app
 from callcenter.db import make_engine, make_sessionmaker
-from callcenter.migrate import upgrade
+from callcenter.db.migrate import upgrade
 from callcenter.models import Base, Role
 from callcenter.settings import AmiSettings, FastAgiSettings, Settings
 from tests.builders import PASSWORD, make_user

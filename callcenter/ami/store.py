@@ -26,9 +26,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from callcenter.ami.frames import Frame
 from callcenter.ami.tracker import CallState, Tracked
 from callcenter.db import utcnow
+from callcenter.db.sqlite_checkpoints import WalCheckpointer
 from callcenter.models import Call, Caller, CallerIdStatus, CallEvent, Outcome
 from callcenter.phone import CallerNumber, normalise
-from callcenter.sqlite_checkpoints import WalCheckpointer
 
 
 class StoreUnavailable(Exception):
@@ -144,7 +144,7 @@ class CallStore:
 
     def start(self) -> None:
         """Before a stream of writes: on an SQLite file, checkpoints move to a thread of their
-        own (see callcenter.sqlite_checkpoints)."""
+        own (see callcenter.db.sqlite_checkpoints)."""
         if WalCheckpointer.applies_to(self.engine):
             self._checkpointer = WalCheckpointer(self.engine)
             self._checkpointer.start()

@@ -9,7 +9,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine, text
 
-from callcenter.migrate import is_at_head
+from callcenter.db.migrate import is_at_head
 
 router = APIRouter(tags=["health"])
 

@@ -8,10 +8,9 @@ import signal
 import threading
 from typing import Any
 
-from callcenter import migrate
 from callcenter.ami.pbx_lock import PbxLock, PbxLockHeld
 from callcenter.ami.runtime import AmiRuntime
-from callcenter.db import make_engine
+from callcenter.db import make_engine, migrate
 from callcenter.settings import get_settings
 
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from callcenter import migrate
-from callcenter.db import make_engine
+from callcenter.db import make_engine, migrate
 from callcenter.settings import get_settings
 
 

@@ -9,7 +9,7 @@ import threading
 from typing import Any
 
 from callcenter.db import make_engine, make_sessionmaker
-from callcenter.migrate import is_at_head
+from callcenter.db.migrate import is_at_head
 from callcenter.notify.worker import Worker
 from callcenter.settings import get_settings
 

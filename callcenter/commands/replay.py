@@ -11,10 +11,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from callcenter import migrate
 from callcenter.ami.fake_server import FakeAsterisk, Recording, coalesce
 from callcenter.ami.runtime import AmiRuntime
-from callcenter.db import make_engine
+from callcenter.db import make_engine, migrate
 from callcenter.settings import get_settings
 
 

@@ -16,12 +16,11 @@ from typing import Any
 
 import uvicorn
 
-from callcenter import migrate
 from callcenter.ami.pbx_lock import PbxLock, PbxLockHeld
 from callcenter.ami.runtime import AmiRuntime
-from callcenter.api.app import create_app
 from callcenter.api.health import add_readiness_probe
-from callcenter.db import make_engine
+from callcenter.app import create_app
+from callcenter.db import make_engine, migrate
 from callcenter.ivr.server import FastAgiBindError, FastAgiServer
 from callcenter.notify.runtime import NotifyRuntime
 from callcenter.settings import get_settings
@@ -109,7 +108,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.workers > 1:
         # Each worker process builds its own app (and engine) from the same settings.
         uvicorn.run(
-            "callcenter.api.app:create_app",
+            "callcenter.app:create_app",
             factory=True,
             host=args.host,
             port=args.port,

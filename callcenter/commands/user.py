@@ -12,8 +12,7 @@ import getpass
 import sys
 from typing import Any
 
-from callcenter import migrate
-from callcenter.db import make_engine, make_sessionmaker, transaction
+from callcenter.db import make_engine, make_sessionmaker, migrate, transaction
 from callcenter.errors import CallCenterError
 from callcenter.models import Role
 from callcenter.settings import get_settings

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from callcenter.ami.fake_server import FakeAsterisk, Recording, coalesce
 from callcenter.ami.runtime import AmiRuntime
-from callcenter.api.app import create_app
+from callcenter.app import create_app
 from callcenter.live import InProcessBus, PostgresBus
 from callcenter.models import Role
 from callcenter.settings import Settings

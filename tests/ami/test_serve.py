@@ -9,7 +9,7 @@ from pydantic import SecretStr
 
 from callcenter.ami.fake_server import FakeAsterisk
 from callcenter.ami.runtime import AmiRuntime
-from callcenter.api.app import create_app
+from callcenter.app import create_app
 from callcenter.settings import Settings
 from tests.ami.helpers import wait_for
 

@@ -15,7 +15,7 @@ from callcenter.ami.frames import read_frame
 from callcenter.ami.store import Batch, CallStore, StoreRejected, StoreUnavailable
 from callcenter.ami.tracker import CallTracker
 from callcenter.db import make_engine, make_sessionmaker
-from callcenter.migrate import upgrade
+from callcenter.db.migrate import upgrade
 from callcenter.models import Call, CallEvent
 from tests.conftest import POSTGRES_ADMIN_URL, TRACES, new_postgres_database
 

@@ -13,7 +13,7 @@ import pytest
 import uvicorn
 from fastapi.testclient import TestClient
 
-from callcenter.api.app import create_app
+from callcenter.app import create_app
 from callcenter.settings import Settings
 from tests.test_serve_workers import _free_port
 

@@ -7,7 +7,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Connection, Engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
-from callcenter.api.app import create_app
+from callcenter.app import create_app
 from callcenter.models import Call
 from callcenter.settings import Settings
 from tests.builders import make_call

@@ -6,6 +6,7 @@ import pytest
 from alembic import command
 from sqlalchemy import Engine, inspect
 
+from callcenter.db.migrate import alembic_config, upgrade
 from callcenter.ivr.agi import quote
 from callcenter.ivr.flow import (
     AgiCall,
@@ -16,7 +17,6 @@ from callcenter.ivr.flow import (
     call_from_env,
     decide,
 )
-from callcenter.migrate import alembic_config, upgrade
 from callcenter.settings import IvrSettings
 from tests.ivr.fake_asterisk import session
 

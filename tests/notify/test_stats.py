@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from callcenter.api.app import create_app
+from callcenter.app import create_app
 from callcenter.db import utcnow
 from callcenter.incidents.followup import FollowUp
 from callcenter.incidents.models import Agency, Assignment

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import text
 
 from callcenter.db import make_engine, make_sessionmaker
-from callcenter.sqlite_writes import _lock_for
+from callcenter.db.sqlite_writes import _lock_for
 
 
 def test_the_lock_is_held_from_the_first_write_until_commit_or_rollback(

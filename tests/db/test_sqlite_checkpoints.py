@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import text
 
 from callcenter.db import make_engine
-from callcenter.sqlite_checkpoints import WalCheckpointer
+from callcenter.db.sqlite_checkpoints import WalCheckpointer
 
 
 def _autocheckpoint(engine_url: str) -> int:

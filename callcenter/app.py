@@ -17,9 +17,9 @@ from callcenter.callbacks import routes as callback_routes
 from callcenter.calls import live_routes
 from callcenter.calls import routes as calls_routes
 from callcenter.db import make_engine, make_sessionmaker
+from callcenter.db.migrate import is_at_head
 from callcenter.errors import CallCenterError, ServiceUnavailable
 from callcenter.incidents import routes as incident_routes
-from callcenter.migrate import is_at_head
 from callcenter.notify import routes as notify_routes
 from callcenter.settings import Settings, get_settings
 from callcenter.stats import routes as stats_routes

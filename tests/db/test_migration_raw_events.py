@@ -8,7 +8,7 @@ from alembic import command
 from sqlalchemy import Engine, inspect, text
 
 from callcenter.db import make_engine
-from callcenter.migrate import alembic_config, upgrade
+from callcenter.db.migrate import alembic_config, upgrade
 
 HEADERS = [
     ["Event", "NewCallerid"],

@@ -14,8 +14,8 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
+from callcenter.db.sqlite_writes import serialise_writes
 from callcenter.settings import ConfigError
-from callcenter.sqlite_writes import serialise_writes
 
 # A result row of any shape, for functions that read it by column name.
 AnyRow: TypeAlias = Row[*tuple[Any, ...]]

@@ -9,7 +9,7 @@ from sqlalchemy import Engine, text
 from callcenter.ami.fake_server import Recording
 from callcenter.ami.frames import Frame, read_frame
 from callcenter.db import make_engine
-from callcenter.migrate import alembic_config, upgrade
+from callcenter.db.migrate import alembic_config, upgrade
 from tests.conftest import TRACES
 
 

@@ -1,6 +1,6 @@
 from sqlalchemy import Engine, inspect
 
-from callcenter.migrate import check, is_at_head
+from callcenter.db.migrate import check, is_at_head
 
 
 def test_schema_is_at_head_and_matches_models(engine: Engine) -> None:
