@@ -124,3 +124,15 @@ def _active_admins(session: Session) -> int:
         select(User.id).where(User.role == Role.admin, User.active).with_for_update()
     )
     return len(admins.all())
+
+
+def set_password(session: Session, *, user_id: int, password: str) -> User:
+    """An admin's password reset: the new password, and a clean slate for the lockout."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise InvalidInput(f"password must be at least {MIN_PASSWORD_LENGTH} characters")
+    user = get_user(session, user_id=user_id)
+    user.password_hash = hash_password(password)
+    user.failed_logins = 0
+    user.locked_until = None
+    session.flush()
+    return user
