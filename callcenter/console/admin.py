@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Path, Request
@@ -11,13 +12,15 @@ from sqlalchemy.orm import Session
 from callcenter.api.deps import SessionDep
 from callcenter.console import web
 from callcenter.console.web import AdminPage, AdminPost, ConsoleSession
-from callcenter.errors import CallCenterError
+from callcenter.errors import CallCenterError, InvalidInput
 from callcenter.incidents import agencies
+from callcenter.incidents.schemas import AgencyIn
 from callcenter.models import Role
 from callcenter.users import service as users
 
 router = APIRouter(prefix=f"{web.PREFIX}/admin", include_in_schema=False)
 UserId = Annotated[int, Path(ge=1)]
+AGENCY_CODE = re.compile(AgencyIn.model_fields["code"].metadata[0].pattern)
 
 
 def _page(
@@ -148,6 +151,8 @@ def add_agency(
     kind: Annotated[str, Form()],
 ) -> Response:
     try:
+        if not AGENCY_CODE.fullmatch(code.strip()):
+            raise InvalidInput("an agency code is 2 to 32 of a-z, 0-9, _ and -", field="code")
         agencies.add(session, code=code.strip(), name=name.strip(), kind=kind.strip())
     except CallCenterError as exc:
         return _refused(request, console, session, exc)

@@ -111,7 +111,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "attempts": ("Percobaan", "Attempts"),
     "last_attempt": ("Percobaan terakhir", "Last attempt"),
     "record_attempt": ("Catat percobaan", "Record attempt"),
-    "reached": ("tersambung", "reached"),
+    "reached": ("berhasil dihubungi", "reached"),
     "no_answer": ("tidak diangkat", "no answer"),
     "not_needed": ("tidak perlu", "not needed"),
     "silent_call": ("panggilan kosong", "silent call"),
