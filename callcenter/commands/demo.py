@@ -82,7 +82,9 @@ def run(args: argparse.Namespace) -> int:
         url = f"http://{args.host}:{args.port}/console/"
         print(f"\nSiaga 112 demo: open {url}\nDemo accounts (user / password / role):")  # noqa: T201
         for account in created:
-            member = f"  queue member {account.queue_member_name!r}"
+            member = (
+                f"  queue member {account.queue_member_name!r} on {account.queue_member_interface}"
+            )
             print(  # noqa: T201
                 f"  {account.username:<11} {account.password:<20} {account.role.value:<10}"
                 + (member if account.queue_member_name else "")

@@ -73,6 +73,7 @@ def create_user(
     role: Annotated[Role, Form()],
     display_name: Annotated[str, Form()] = "",
     queue_member_name: Annotated[str, Form()] = "",
+    queue_member_interface: Annotated[str, Form()] = "",
 ) -> Response:
     try:
         users.create_user(
@@ -82,6 +83,7 @@ def create_user(
             role=role,
             display_name=display_name.strip(),
             queue_member_name=queue_member_name.strip() or None,
+            queue_member_interface=queue_member_interface.strip() or None,
         )
     except CallCenterError as exc:
         return _refused(request, console, session, exc)
@@ -97,6 +99,7 @@ def update_user(
     role: Annotated[Role, Form()],
     display_name: Annotated[str, Form()] = "",
     queue_member_name: Annotated[str, Form()] = "",
+    queue_member_interface: Annotated[str, Form()] = "",
 ) -> Response:
     try:
         users.update_user(
@@ -105,6 +108,7 @@ def update_user(
             role=role,
             display_name=display_name.strip(),
             queue_member_name=queue_member_name.strip(),
+            queue_member_interface=queue_member_interface.strip(),
         )
     except CallCenterError as exc:
         return _refused(request, console, session, exc)

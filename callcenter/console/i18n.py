@@ -151,6 +151,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "role": ("Peran", "Role"),
     "display_name": ("Nama tampilan", "Display name"),
     "queue_member": ("Anggota antrean (nama)", "Queue member (name)"),
+    "queue_interface": ("Telepon petugas", "Operator phone"),
     "active": ("Aktif", "Active"),
     "inactive": ("nonaktif", "inactive"),
     "deactivate": ("Nonaktifkan", "Deactivate"),
@@ -189,6 +190,22 @@ LABELS: dict[str, tuple[str, str]] = {
     "percentiles": ("Persentil waktu jawab (p50 / p90 / p95)", "Answer time p50 / p90 / p95"),
     "emergencies": ("Aduan darurat", "Emergencies"),
     "month": ("Bulan", "Month"),
+    # Incident categories and classification reasons (codes from config/callcenter.toml).
+    "fire": ("kebakaran", "fire"),
+    "medical": ("medis", "medical"),
+    "crime": ("kriminalitas", "crime"),
+    "traffic_accident": ("kecelakaan lalu lintas", "traffic accident"),
+    "disaster": ("bencana", "disaster"),
+    "search_and_rescue": ("pencarian dan pertolongan", "search and rescue"),
+    "electricity": ("listrik", "electricity"),
+    "other": ("lainnya", "other"),
+    "information_request": ("permintaan informasi", "information request"),
+    "silent_or_ghost_call": ("panggilan kosong", "silent or ghost call"),
+    "misdial": ("salah sambung", "misdial"),
+    "test_call": ("panggilan uji coba", "test call"),
+    "complaint": ("keluhan", "complaint"),
+    "harassment": ("pelecehan", "harassment"),
+    "child_playing": ("anak bermain telepon", "child playing"),
 }
 
 

@@ -39,6 +39,7 @@ def row(call: Call, flagged: bool) -> dict[str, Any]:
         "queue": call.queue,
         "queue_position": call.queue_position,
         "operator": call.operator,
+        "operator_interface": call.operator_interface,
         "started_at": _iso(call.started_at),
         "queued_at": _iso(call.queued_at),
         "answered_at": _iso(call.answered_at),

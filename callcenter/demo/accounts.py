@@ -18,13 +18,14 @@ class DemoAccount:
     role: Role
     display_name: str
     queue_member_name: str | None = None
+    queue_member_interface: str | None = None
 
 
 ACCOUNTS = (
     DemoAccount("admin", "demo-admin-112", Role.admin, "Admin Demo"),
     DemoAccount("supervisor", "demo-supervisor-112", Role.supervisor, "Supervisor Demo"),
-    DemoAccount("andi", "demo-andi-112", Role.operator, "Andi", "Operator Andi"),
-    DemoAccount("maria", "demo-maria-112", Role.operator, "Maria", "Operator Maria"),
+    DemoAccount("andi", "demo-andi-112", Role.operator, "Andi", "Operator Andi", "PJSIP/op1"),
+    DemoAccount("maria", "demo-maria-112", Role.operator, "Maria", "Operator Maria", "PJSIP/op2"),
 )
 
 
@@ -40,5 +41,6 @@ def ensure(session: Session) -> list[DemoAccount]:
                 role=account.role,
                 display_name=account.display_name,
                 queue_member_name=account.queue_member_name,
+                queue_member_interface=account.queue_member_interface,
             )
     return list(ACCOUNTS)

@@ -23,6 +23,7 @@ def create_user(
     role: Role,
     display_name: str = "",
     queue_member_name: str | None = None,
+    queue_member_interface: str | None = None,
 ) -> User:
     username = username.strip()
     if not username or len(username) > 64:
@@ -37,6 +38,7 @@ def create_user(
         role=role,
         display_name=display_name,
         queue_member_name=queue_member_name,
+        queue_member_interface=queue_member_interface,
         active=True,
         failed_logins=0,
     )
@@ -90,6 +92,7 @@ def update_user(
     active: bool | None = None,
     display_name: str | None = None,
     queue_member_name: str | None = None,
+    queue_member_interface: str | None = None,
 ) -> User:
     """Change a user's role, active flag or names; the last active admin cannot be removed."""
     user = session.scalar(select(User).where(User.id == user_id).with_for_update())
@@ -114,6 +117,8 @@ def update_user(
         user.display_name = display_name
     if queue_member_name is not None:
         user.queue_member_name = queue_member_name or None
+    if queue_member_interface is not None:
+        user.queue_member_interface = queue_member_interface or None
     session.flush()
     return user
 

@@ -37,6 +37,7 @@ from tests.console.browser import LiveServer, chromium, live, log_in, shot, text
 
 CALLER = "081234567890"  # the caller of the recording 20-pjsip-answered
 MEMBER = "Operator Maria"  # the queue member who answers it
+PHONE = "PJSIP/op2"  # and the phone it rings
 
 
 @pytest.fixture
@@ -77,7 +78,10 @@ def seed(factory: sessionmaker[Session], settings: Settings) -> dict[str, str]:
     with factory.begin() as session:
         agencies.seed(session, settings.agencies)
         names = {
-            "operator": make_user(session, role=Role.operator, queue_member_name=MEMBER).username,
+            # Linked by its phone alone: the pop finds it by the interface that rang.
+            "operator": make_user(
+                session, role=Role.operator, queue_member_interface=PHONE
+            ).username,
             "supervisor": make_user(session, role=Role.supervisor).username,
             "admin": make_user(session, role=Role.admin).username,
         }

@@ -256,12 +256,16 @@ def test_admin_creates_links_resets_and_deactivates_a_user(
             "password": "budi-pass-112",
             "role": "operator",
             "queue_member_name": "Operator Budi",
+            "queue_member_interface": "PJSIP/op3",
         },
     )
     assert response.status_code == 200
     with session_factory() as session:
         budi = session.scalars(select(User).where(User.username == "budi")).one()
-        assert budi.queue_member_name == "Operator Budi"
+        assert (budi.queue_member_name, budi.queue_member_interface) == (
+            "Operator Budi",
+            "PJSIP/op3",
+        )
     client.post(
         f"/console/admin/users/{budi.id}/password",
         data={"csrf": csrf, "password": "new-pass-1234"},

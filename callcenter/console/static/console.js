@@ -5,6 +5,7 @@
   var body = document.body;
   var prefix = body.dataset.prefix || "/console";
   var member = body.dataset.member || "";
+  var phone = body.dataset.interface || "";
   var loggedIn = !!document.getElementById("logout");
   var LIVE = { in_ivr: 1, queued: 1, ringing: 1, connected: 1 };
   var calls = {};
@@ -43,7 +44,7 @@
       tr.id = "call-" + m.uniqueid.replace(/\W/g, "-");
       tr.dataset.outcome = m.outcome;
       if (ended) tr.className = "ended";
-      if (member && m.operator === member && !ended) tr.className += " mine";
+      if (mine(m) && !ended) tr.className += " mine";
       var who = el("td", m.caller_e164 || m.caller_id_raw || labels.withheld);
       if (m.flagged) { who.appendChild(document.createTextNode(" ")); who.appendChild(el("span", "⚑ " + labels.flagged, "badge flag")); }
       tr.appendChild(who);
@@ -86,15 +87,20 @@
     try { var seen = JSON.parse(sessionStorage.getItem("popped") || "[]"); seen.push(k); sessionStorage.setItem("popped", JSON.stringify(seen.slice(-50))); } catch (e) { /* private mode */ }
   }
 
+  // This operator's call: rung on their phone (queue member interface) or their member name.
+  function mine(m) {
+    return (phone && m.operator_interface === phone) || (member && m.operator === member);
+  }
+
   function pop(m) {
-    if (!member || m.operator !== member || (m.outcome !== "ringing" && m.outcome !== "connected")) return;
+    if (!mine(m) || (m.outcome !== "ringing" && m.outcome !== "connected")) return;
     var k = key(m);
     if (popped(k)) return;
     remember(k);
     var url = prefix + "/calls/live/" + encodeURIComponent(m.pbx) + "/" + encodeURIComponent(m.uniqueid);
     if (dirty) {
       var banner = document.getElementById("pop-banner");
-      banner.textContent = "🔔 " + (labels.incoming || "") + ": " + (m.caller_e164 || m.caller_id_raw || "") + " ";
+      banner.textContent = "☏ " + (labels.incoming || "") + ": " + (m.caller_e164 || m.caller_id_raw || "") + " ";
       var a = el("a", labels.open || "Open"); a.href = url; banner.appendChild(a);
       banner.hidden = false;
       return;
