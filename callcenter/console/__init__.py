@@ -38,11 +38,11 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(web.RoleRefused)
     async def role_refused(request: Request, _exc: web.RoleRefused) -> HTMLResponse:
         return web.render(
-            request, "error.html", None, status_code=403, message="forbidden", code=403
+            request, "error.html", None, status_code=403, refusal="forbidden", code=403
         )
 
     @app.exception_handler(web.CsrfRefused)
     async def csrf_refused(request: Request, _exc: web.CsrfRefused) -> HTMLResponse:
         return web.render(
-            request, "error.html", None, status_code=403, message="csrf_failed", code=403
+            request, "error.html", None, status_code=403, refusal="csrf_failed", code=403
         )

@@ -281,3 +281,33 @@ def test_admin_creates_links_resets_and_deactivates_a_user(
     )
     assert response.status_code == 422
     assert log_in(TestClient(client.app), "budi", "new-pass-1234")[0] == 303
+
+
+def test_the_supervisor_reads_any_date_range_and_downloads_the_monthly_recap(
+    client: TestClient, session_factory: sessionmaker[Session]
+) -> None:
+    from datetime import UTC, datetime
+
+    log_in(client, new_user(session_factory, Role.supervisor))
+    with session_factory.begin() as session:
+        for n in range(3):
+            make_call(
+                session,
+                started_at=datetime(2025, 5, 2, 2, n, tzinfo=UTC),  # 10.0n WITA
+                classification=Classification.prank if n else Classification.emergency,
+            )
+    page = client.get("/console/supervisor?from=2025-05-01&to=2025-05-31")
+    assert page.status_code == 200
+    assert "1 Mei 2025" in page.text  # Indonesian dates
+    # Three calls at 10.00 WITA in the per-hour chart, and the day's mix in its table.
+    assert "<title>10: 3</title>" in page.text
+    assert "<td>2025-05-02</td><td>1</td><td>2</td><td>0</td><td>0</td>" in page.text
+    csv = client.get("/console/supervisor/recap?month=2025-05&format=csv")
+    assert csv.headers["content-type"].startswith("text/csv")
+    assert 'filename="recap-2025-05.csv"' in csv.headers["content-disposition"]
+    printable = client.get("/console/supervisor/recap?month=2025-05&format=html")
+    assert printable.headers["content-type"].startswith("text/html")
+    # A range the other way round is explained, and the default week is shown.
+    page = client.get("/console/supervisor?from=2025-05-31&to=2025-05-01")
+    assert page.status_code == 200
+    assert "`from` is after `to`" in page.text
