@@ -16,7 +16,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from callcenter.api.deps import SessionDep, SettingsDep
 from callcenter.calls.live_routes import KEEPALIVE_SECONDS, live_bus
-from callcenter.calls.service import CallFilters, list_calls
 from callcenter.console import queue, web
 from callcenter.console.web import OperatorPage
 from callcenter.db import utcnow
@@ -34,7 +33,7 @@ def board(
     request: Request, console: OperatorPage, session: SessionDep, settings: SettingsDep
 ) -> HTMLResponse:
     rows = queue.snapshot(session, threshold=settings.ivr.prank_threshold)
-    recent, _ = list_calls(session, filters=CallFilters(), limit=15, offset=0)
+    recent = queue.recent(session)
     overdue = incidents.overdue(
         session, now=utcnow(), minutes=settings.incidents.followup_overdue_minutes
     )
@@ -66,9 +65,8 @@ def pop(pbx: str, uniqueid: str, console: OperatorPage, session: SessionDep) -> 
     return RedirectResponse(f"{web.PREFIX}/calls/{call_id}", status_code=303)
 
 
-async def _marked(
-    request: Request, messages: list[dict[str, Any]], threshold: int
-) -> list[dict[str, Any]]:
+async def _events(request: Request, messages: list[dict[str, Any]], threshold: int) -> str:
+    """The messages as SSE text, each caller's prank flag added."""
     numbers = [m["caller_e164"] for m in messages if isinstance(m.get("caller_e164"), str)]
     missing = _flags.missing(numbers)
     if missing:
@@ -79,7 +77,26 @@ async def _marked(
                 return queue.flagged_numbers(session, missing, threshold)
 
         _flags.store(missing, await run_in_threadpool(look_up))
-    return [_flags.mark(m) if m.get("type", "call") == "call" else m for m in messages]
+    return "".join(_sse(m) for m in messages)
+
+
+# Every page gets the same message objects from the bus: each is turned into text once, not
+# once per page. The message is kept beside its text, so its id() is not reused meanwhile.
+_texts: dict[int, tuple[dict[str, Any], str]] = {}
+_TEXTS_MAX = 20_000
+
+
+def _sse(message: dict[str, Any]) -> str:
+    known = _texts.get(id(message))
+    if known is not None and known[0] is message:
+        return known[1]
+    kind = message.get("type", "call")
+    body = _flags.mark(message) if kind == "call" else message
+    text = f"event: {kind}\ndata: {json.dumps(body, ensure_ascii=False)}\n\n"
+    if len(_texts) >= _TEXTS_MAX:
+        _texts.clear()
+    _texts[id(message)] = (message, text)
+    return text
 
 
 @router.get("/live")
@@ -109,10 +126,9 @@ async def live(
                 batch = [first]
                 while not subscription.queue.empty() and len(batch) < 500:
                     batch.append(subscription.queue.get_nowait())
-                for message in await _marked(request, batch, threshold):
-                    kind = message.get("type", "call")
-                    data = json.dumps(message, ensure_ascii=False)
-                    yield f"event: {kind}\ndata: {data}\n\n"
+                # What is queued goes out in one write: in a surge, one send per batch per
+                # page instead of one per call change.
+                yield await _events(request, batch, threshold)
 
     return StreamingResponse(
         events(),

@@ -69,6 +69,12 @@ def snapshot(session: Session, *, threshold: int) -> list[dict[str, Any]]:
     return [row(c, c.caller_e164 in flagged) for c in calls]
 
 
+def recent(session: Session, *, limit: int = 15) -> list[Call]:
+    """The latest calls, newest first (no count of all calls: the table may hold millions)."""
+    query = select(Call).order_by(Call.started_at.desc(), Call.id.desc()).limit(limit)
+    return list(session.scalars(query))
+
+
 class FlagCache:
     """Prank flags of recent callers, so a pushed change is marked without a query each time."""
 
