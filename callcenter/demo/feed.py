@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -58,9 +59,19 @@ class Trace:
 
 
 class Renamer:
-    """Gives one replay of a recording identities of its own, the same ones throughout."""
+    """Gives one replay of a recording identities of its own, the same ones throughout.
+
+    ``epoch`` (the replay's start, in seconds) leads its Uniqueids, as Asterisk's do; two replays
+    never share one, even when they start within the same second.
+    """
+
+    _last_epoch = 0
+    _lock = threading.Lock()
 
     def __init__(self, epoch: int) -> None:
+        with Renamer._lock:
+            epoch = max(epoch, Renamer._last_epoch + 1)
+            Renamer._last_epoch = epoch
         self.epoch = epoch
         self._ids: dict[bytes, bytes] = {}
         self._channels: dict[bytes, bytes] = {}
