@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 import time
 from datetime import timedelta
-from typing import cast
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -46,7 +45,7 @@ def test_the_loop_feeds_the_real_listener_calls_of_today(
     recording = list(feed.Loop(feed.load_all(), rounds=10, speed=1000))
     ami = settings.ami
     with FakeAsterisk(
-        [cast(list[Chunk], coalesce(recording))],
+        [coalesce(recording)],
         username=ami.username,
         secret=ami.secret.get_secret_value(),
     ) as pbx:
