@@ -311,3 +311,39 @@ def test_the_supervisor_reads_any_date_range_and_downloads_the_monthly_recap(
     page = client.get("/console/supervisor?from=2025-05-31&to=2025-05-01")
     assert page.status_code == 200
     assert "`from` is after `to`" in page.text
+
+
+def test_the_call_back_worklist_records_attempts(
+    client: TestClient, session_factory: sessionmaker[Session]
+) -> None:
+    from callcenter.models import Outcome
+
+    log_in(client, new_user(session_factory, Role.operator))
+    with session_factory.begin() as session:
+        call_id = make_call(
+            session,
+            caller="081377770000",
+            started_at=utcnow() - timedelta(hours=1),
+            outcome=Outcome.abandoned_in_queue,
+        ).id
+    page = client.get("/console/callbacks")
+    assert f'id="callback-{call_id}"' in page.text
+    assert "ditutup penelepon saat menunggu" in page.text
+    csrf = csrf_in(page.text)
+    page = client.post(
+        f"/console/callbacks/{call_id}/attempts", data={"csrf": csrf, "outcome": "no_answer"}
+    )
+    assert "Percobaan dicatat" in page.text
+    row = page.text.split(f'id="callback-{call_id}"', 1)[1].split("</tr>", 1)[0]
+    assert "<td>1</td>" in row  # one attempt, still open
+    page = client.post(
+        f"/console/callbacks/{call_id}/attempts",
+        data={"csrf": csrf, "outcome": "reached", "note": "sudah aman"},
+    )
+    assert f'id="callback-{call_id}"' not in page.text
+    # The item is closed: another attempt is refused with a message, not a JSON error.
+    page = client.post(
+        f"/console/callbacks/{call_id}/attempts", data={"csrf": csrf, "outcome": "reached"}
+    )
+    assert page.status_code == 409
+    assert "not on the call-back worklist" in page.text
