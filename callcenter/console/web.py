@@ -176,9 +176,14 @@ def render(
     def t(key: str) -> str:
         return i18n.translate(lang, key)
 
+    def explain(error: str) -> str:
+        """A known message in the page's language; a service's own words after a lead-in."""
+        return t(error) if error in i18n.LABELS else f"{t('error')}: {error}"
+
     base = {
         "request": request,
         "t": t,
+        "explain": explain,
         "lang": lang,
         "console": console,
         "user": console.user if console else None,
