@@ -347,3 +347,36 @@ def test_the_call_back_worklist_records_attempts(
     )
     assert page.status_code == 409
     assert "not on the call-back worklist" in page.text
+
+
+def test_the_board_snapshot_lists_live_calls_longest_wait_first_and_marks_flagged_callers(
+    client: TestClient, session_factory: sessionmaker[Session], settings: Settings
+) -> None:
+    from callcenter.models import Outcome
+    from tests.builders import make_caller
+
+    log_in(client, new_user(session_factory, Role.operator))
+    now = utcnow()
+    with session_factory.begin() as session:
+        flagged = make_caller(
+            session, number="081355550000", prank_count=settings.ivr.prank_threshold
+        )
+        make_call(session, outcome=Outcome.answered, started_at=now)  # ended: not on the board
+        make_call(
+            session,
+            caller="081355550000",
+            caller_key_id=flagged.id,
+            outcome=Outcome.queued,
+            started_at=now - timedelta(seconds=30),
+        )
+        make_call(
+            session,
+            caller="081366660000",
+            outcome=Outcome.queued,
+            started_at=now - timedelta(seconds=90),
+        )
+    rows = client.get("/console/board.json").json()
+    assert [(r["caller_e164"], r["outcome"], r["flagged"]) for r in rows] == [
+        ("+6281366660000", "queued", False),
+        ("+6281355550000", "queued", True),
+    ]
