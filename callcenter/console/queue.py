@@ -13,7 +13,6 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from callcenter.calls.service import CallFilters, list_calls
 from callcenter.models import Call, Caller, Outcome
 
 LIVE = [o for o in Outcome if not o.is_final]
@@ -60,11 +59,13 @@ def flagged_numbers(session: Session, numbers: Iterable[str], threshold: int) ->
 
 
 def snapshot(session: Session, *, threshold: int) -> list[dict[str, Any]]:
-    """The live calls now, oldest first (the longest wait on top)."""
-    calls, _total = list_calls(
-        session, filters=CallFilters(outcomes=LIVE), limit=BOARD_LIMIT, offset=0
-    )
-    calls.sort(key=lambda c: (c.queued_at or c.started_at, c.id))
+    """The live calls now, oldest first (the longest wait on top).
+
+    Unordered in SQL, sorted here: ordered by start time, a database walks the start-time index
+    through every call ever made to find the few live ones (1.5 s on a million calls).
+    """
+    query = select(Call).where(Call.outcome.in_(LIVE)).limit(BOARD_LIMIT)
+    calls = sorted(session.scalars(query), key=lambda c: (c.queued_at or c.started_at, c.id))
     flagged = flagged_numbers(session, (c.caller_e164 for c in calls if c.caller_e164), threshold)
     return [row(c, c.caller_e164 in flagged) for c in calls]
 
