@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from callcenter.models import Call, Caller, Outcome
@@ -19,6 +19,15 @@ LIVE = [o for o in Outcome if not o.is_final]
 BOARD_LIMIT = 200
 # How long a caller's prank flag is trusted before it is read again.
 FLAG_TTL_SECONDS = 60.0
+
+
+# The outcomes are the enum's own constants, never input. (SQLAlchemy drops index hints for
+# SQLite, hence the text.)
+_SQLITE_LIVE_IDS = text(
+    "SELECT id FROM calls INDEXED BY ix_calls_outcome WHERE outcome IN ("
+    + ", ".join(f"'{o.value}'" for o in LIVE)
+    + ") LIMIT :n"
+)
 
 
 def _iso(value: Any) -> str | None:
@@ -62,10 +71,18 @@ def snapshot(session: Session, *, threshold: int) -> list[dict[str, Any]]:
     """The live calls now, oldest first (the longest wait on top).
 
     Unordered in SQL, sorted here: ordered by start time, a database walks the start-time index
-    through every call ever made to find the few live ones (1.5 s on a million calls).
+    through every call ever made to find the few live ones (1.5 s on a million calls). SQLite,
+    whose statistics see four outcomes in a million rows but not that the live ones are rare,
+    is told to use the outcome index (else it scans the table: 1 s instead of 0.5 ms).
     """
-    query = select(Call).where(Call.outcome.in_(LIVE)).limit(BOARD_LIMIT)
-    calls = sorted(session.scalars(query), key=lambda c: (c.queued_at or c.started_at, c.id))
+    if session.get_bind().dialect.name == "sqlite":
+        ids = list(session.scalars(_SQLITE_LIVE_IDS, {"n": BOARD_LIMIT}))
+    else:
+        ids = list(
+            session.scalars(select(Call.id).where(Call.outcome.in_(LIVE)).limit(BOARD_LIMIT))
+        )
+    found: list[Call] = list(session.scalars(select(Call).where(Call.id.in_(ids)))) if ids else []
+    calls = sorted(found, key=lambda c: (c.queued_at or c.started_at, c.id))
     flagged = flagged_numbers(session, (c.caller_e164 for c in calls if c.caller_e164), threshold)
     return [row(c, c.caller_e164 in flagged) for c in calls]
 
