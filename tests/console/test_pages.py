@@ -298,6 +298,8 @@ def test_the_supervisor_reads_any_date_range_and_downloads_the_monthly_recap(
             )
     page = client.get("/console/supervisor?from=2025-05-01&to=2025-05-31")
     assert page.status_code == 200
+    assert "<title>Supervisor · Siaga 112</title>" in page.text
+    assert page.text.count('id="by-agency"') == 1
     assert "1 Mei 2025" in page.text  # Indonesian dates
     # Three calls at 10.00 WITA in the per-hour chart, and the day's mix in its table.
     assert "<title>10: 3</title>" in page.text
