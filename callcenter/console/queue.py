@@ -52,6 +52,8 @@ def row(call: Call, flagged: bool) -> dict[str, Any]:
         "queued_at": _iso(call.queued_at),
         "answered_at": _iso(call.answered_at),
         "ended_at": _iso(call.ended_at),
+        "wait_seconds": call.wait_seconds,
+        "talk_seconds": call.talk_seconds,
         "flagged": flagged,
     }
 
