@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint fmt migrate bench clean prompts
+.PHONY: install run demo test lint fmt migrate bench clean prompts
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,10 @@ migrate: install
 run: install
 	@echo "Create the first admin (in another terminal): $(BIN)/callcenter user add admin --role admin"
 	$(BIN)/callcenter serve
+
+# The backend with demo accounts and a simulated PBX (recorded calls in a loop), on data/demo.
+demo: install
+	$(BIN)/callcenter demo
 
 # One worker per core (pytest-xdist); each worker has its own SQLite files and PostgreSQL database.
 test: install

@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from callcenter import console
 from callcenter.api import auth, docs, health, validation
 from callcenter.api.writes import WriteThreads
 from callcenter.callbacks import routes as callback_routes
@@ -84,4 +85,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(callback_routes.router)
     app.include_router(notify_routes.router)
     app.include_router(notify_routes.ack_router)
+    console.install(app)  # the browser console under /console
     return app

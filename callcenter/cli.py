@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "callcenter.commands.fastagi",
     "callcenter.commands.stats",
     "callcenter.commands.notify",
+    "callcenter.commands.demo",
 )
 
 

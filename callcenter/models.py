@@ -116,6 +116,8 @@ class User(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     # The queue member name (e.g. "Operator Andi") that AMI reports for this operator.
     queue_member_name: Mapped[str | None] = mapped_column(String(128), index=True)
+    # Its phone as a queue member interface (e.g. "PJSIP/op1"): the console's screen pop.
+    queue_member_interface: Mapped[str | None] = mapped_column(String(128))
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -23,6 +23,7 @@ def make_user(
     role: Role = Role.operator,
     active: bool = True,
     queue_member_name: str | None = None,
+    queue_member_interface: str | None = None,
 ) -> User:
     user = User(
         username=username or f"user{next(_seq)}",
@@ -31,6 +32,7 @@ def make_user(
         display_name="",
         active=active,
         queue_member_name=queue_member_name,
+        queue_member_interface=queue_member_interface,
         failed_logins=0,
     )
     session.add(user)

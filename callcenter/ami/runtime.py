@@ -39,6 +39,7 @@ def live_message(state: CallState, *, pbx: str, region: str) -> dict[str, Any]:
         "queue": state.queue,
         "queue_position": state.queue_position,
         "operator": state.operator,
+        "operator_interface": state.operator_interface,
         "started_at": iso(state.started_at),
         "queued_at": iso(state.queued_at),
         "answered_at": iso(state.answered_at),

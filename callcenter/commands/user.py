@@ -110,7 +110,7 @@ def run_reset(args: argparse.Namespace) -> int:
     try:
         password = read_password()
         with transaction(make_sessionmaker(engine)) as session:
-            user = service.set_password(session, username=args.name, password=password)
+            user = service.set_password_by_name(session, username=args.name, password=password)
             sys.stdout.write(f"password of {user.username!r} changed\n")
         return 0
     except (CallCenterError, PasswordMismatch) as exc:

@@ -34,6 +34,7 @@ def create_user(body: UserCreate, session: SessionDep, _admin: AdminUser) -> Use
         role=body.role,
         display_name=body.display_name,
         queue_member_name=body.queue_member_name,
+        queue_member_interface=body.queue_member_interface,
     )
     return UserOut.model_validate(user)
 
@@ -54,5 +55,6 @@ def update_user(
         active=body.active,
         display_name=body.display_name,
         queue_member_name=body.queue_member_name,
+        queue_member_interface=body.queue_member_interface,
     )
     return UserOut.model_validate(user)

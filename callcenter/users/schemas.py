@@ -20,6 +20,9 @@ class UserOut(BaseModel):
     queue_member_name: str | None = Field(
         description="The queue member name AMI reports for this operator, e.g. 'Operator Andi'."
     )
+    queue_member_interface: str | None = Field(
+        default=None, description="The operator's phone as a queue member, e.g. 'PJSIP/op1'."
+    )
     created_at: datetime
 
 
@@ -31,6 +34,7 @@ class UserCreate(BaseModel):
     role: Role
     display_name: str = Field(default="", max_length=128)
     queue_member_name: str | None = Field(default=None, max_length=128)
+    queue_member_interface: str | None = Field(default=None, max_length=128)
 
 
 class UserUpdate(BaseModel):
@@ -42,3 +46,4 @@ class UserUpdate(BaseModel):
     active: bool | None = None
     display_name: str | None = Field(default=None, max_length=128)
     queue_member_name: str | None = Field(default=None, max_length=128)
+    queue_member_interface: str | None = Field(default=None, max_length=128)

@@ -23,6 +23,7 @@ def create_user(
     role: Role,
     display_name: str = "",
     queue_member_name: str | None = None,
+    queue_member_interface: str | None = None,
 ) -> User:
     username = username.strip()
     if not username or len(username) > 64:
@@ -37,6 +38,7 @@ def create_user(
         role=role,
         display_name=display_name,
         queue_member_name=queue_member_name,
+        queue_member_interface=queue_member_interface,
         active=True,
         failed_logins=0,
     )
@@ -90,6 +92,7 @@ def update_user(
     active: bool | None = None,
     display_name: str | None = None,
     queue_member_name: str | None = None,
+    queue_member_interface: str | None = None,
 ) -> User:
     """Change a user's role, active flag or names; the last active admin cannot be removed."""
     user = session.scalar(select(User).where(User.id == user_id).with_for_update())
@@ -114,6 +117,8 @@ def update_user(
         user.display_name = display_name
     if queue_member_name is not None:
         user.queue_member_name = queue_member_name or None
+    if queue_member_interface is not None:
+        user.queue_member_interface = queue_member_interface or None
     session.flush()
     return user
 
@@ -126,15 +131,21 @@ def _active_admins(session: Session) -> int:
     return len(admins.all())
 
 
-def set_password(session: Session, *, username: str, password: str) -> User:
-    """A new password for a user (an admin's reset from the command line); clears a lockout."""
+def set_password(session: Session, *, user_id: int, password: str) -> User:
+    """An admin's password reset: the new password, and a clean slate for the lockout."""
     if len(password) < MIN_PASSWORD_LENGTH:
         raise InvalidInput(f"password must be at least {MIN_PASSWORD_LENGTH} characters")
-    user = session.scalar(select(User).where(User.username == username))
-    if user is None:
-        raise NotFound(f"no user {username!r}")
+    user = get_user(session, user_id=user_id)
     user.password_hash = hash_password(password)
     user.failed_logins = 0
     user.locked_until = None
     session.flush()
     return user
+
+
+def set_password_by_name(session: Session, *, username: str, password: str) -> User:
+    """The same reset by username (`callcenter user reset-password NAME`)."""
+    user_id = session.scalar(select(User.id).where(User.username == username))
+    if user_id is None:
+        raise NotFound(f"no user {username!r}")
+    return set_password(session, user_id=user_id, password=password)

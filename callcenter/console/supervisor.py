@@ -1,0 +1,128 @@
+"""The supervisor's dashboard: figures from the statistics services, over any date range."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, timedelta
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+from sqlalchemy.orm import Session
+
+from callcenter.api.deps import SessionDep, SettingsDep
+from callcenter.console import charts, web
+from callcenter.console.web import SupervisorPage
+from callcenter.db import utcnow
+from callcenter.errors import InvalidInput
+from callcenter.incidents import service as incidents
+from callcenter.models import Classification
+from callcenter.settings import Settings
+from callcenter.stats import queries, report, rollup, tables
+from callcenter.stats.routes import MAX_HOURLY_DAYS, csv_response, date_range, month_range
+
+router = APIRouter(prefix=web.PREFIX, include_in_schema=False)
+CLASSES = [*(c.value for c in Classification), "unclassified"]
+
+
+def _refresh(session: Session, settings: Settings) -> None:
+    rollup.refresh(
+        session,
+        timezone=settings.timezone,
+        safety=timedelta(seconds=settings.stats.refresh_safety_seconds),
+    )
+
+
+def _span(first: str, last: str, today: date) -> tuple[date, date]:
+    try:
+        start = date.fromisoformat(first) if first else today - timedelta(days=6)
+        end = date.fromisoformat(last) if last else today
+    except ValueError as exc:
+        raise InvalidInput("dates are YYYY-MM-DD", field="from") from exc
+    return date_range(start, end)
+
+
+def figures(session: Session, settings: Settings, first: date, last: date) -> dict[str, Any]:
+    today = utcnow().astimezone(settings.tz).date()
+    now_summary = queries.summary(session, today, today, settings)
+    summary = queries.summary(session, first, last, settings)
+    answer = queries.answer_times(session, first, last, settings)
+    hour_last = min(last, first + timedelta(days=MAX_HOURLY_DAYS - 1))
+    hourly = queries.timeseries(session, first, hour_last, "hour", settings)
+    per_hour = [0] * 24
+    for point in hourly.points:
+        per_hour[int(point.bucket[11:13])] += point.total
+    daily = queries.timeseries(session, first, last, "day", settings)
+    mix = charts.stacked(
+        [(p.bucket[5:10], [(k, getattr(p, k)) for k in CLASSES]) for p in daily.points]
+    )
+    return {
+        "today": today,
+        "now": now_summary,
+        "overdue": incidents.overdue(
+            session, now=utcnow(), minutes=settings.incidents.followup_overdue_minutes
+        ),
+        "summary": summary,
+        "answer": answer,
+        "per_hour": charts.bars([(f"{h:02d}", n) for h, n in enumerate(per_hour)]),
+        "per_hour_values": per_hour,
+        "daily": daily.points,
+        "mix": mix,
+        "classes": CLASSES,
+        "operators": queries.operators(session, first, last, settings).operators,
+        "regions": queries.regions(session, first, last, settings).regions,
+    }
+
+
+@router.get("/supervisor", response_class=HTMLResponse)
+def dashboard(
+    request: Request,
+    console: SupervisorPage,
+    session: SessionDep,
+    settings: SettingsDep,
+    from_: str = "",
+    to: str = "",
+) -> HTMLResponse:
+    _refresh(session, settings)
+    today = utcnow().astimezone(settings.tz).date()
+    params = request.query_params
+    try:
+        first, last = _span(params.get("from", from_), params.get("to", to), today)
+    except InvalidInput as exc:
+        first, last = _span("", "", today)
+        error = exc.message
+    else:
+        error = ""
+    return web.render(
+        request,
+        "supervisor.html",
+        console,
+        first=first,
+        last=last,
+        month=f"{last:%Y-%m}",
+        error=error,
+        **figures(session, settings, first, last),
+    )
+
+
+@router.get("/supervisor/recap")
+def recap(
+    request: Request,
+    console: SupervisorPage,
+    session: SessionDep,
+    settings: SettingsDep,
+    month: str = "",
+    format: str = "html",
+) -> Response:
+    """The monthly recap as the statistics API makes it: printable page or CSV."""
+    del console
+    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", month):
+        raise InvalidInput("month is YYYY-MM", field="month")
+    _refresh(session, settings)
+    span = month_range(month)
+    result = report.monthly(session, *span, settings)
+    if format == "csv":
+        body = tables.to_csv(tables.AGENCY_COLUMNS, tables.agency_rows(result.summary))
+        return csv_response(body, f"recap-{month}")
+    del request
+    return HTMLResponse(report.render_html(result))
