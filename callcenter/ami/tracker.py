@@ -432,6 +432,7 @@ class CallTracker:
             if state.answered_at is None or state.answer_estimated:
                 # AgentConnect was missed (an AMI gap): Asterisk's TalkTime says when it was.
                 state.answered_at = when - timedelta(seconds=state.talk_seconds or 0)
+                state.answer_estimated = False
             state.complete_reason = frame.get("Reason")
             if state.wait_seconds is None:
                 state.wait_seconds = _int(frame.get("HoldTime"))

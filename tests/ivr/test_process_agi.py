@@ -65,11 +65,13 @@ def test_pranks_outside_the_window_do_not_count(database_url: str, environ) -> N
 def test_withheld_number_is_queued_normally(database_url: str, environ) -> None:
     run = run_process_agi(Scenario(WITHHELD), environ)
 
+    # Recorded with CALLERID(num-pres)=prohib: agi_callingpres 35, reported for the listener.
     assert run.sent == expected_commands(
-        WITHHELD.uniqueid, flag="withheld", priority=10, lookup="withheld"
+        WITHHELD.uniqueid, flag="withheld", priority=10, lookup="withheld", private_pres=35
     )
     row = ivr_runs(database_url)[WITHHELD.uniqueid]
     assert (row.caller_id_raw, row.caller_e164, row.flag) == ("anonymous", None, "withheld")
+    assert row.calling_pres == 35
 
 
 def test_caller_name_that_is_not_utf8_does_not_stop_the_ivr(database_url: str, environ) -> None:

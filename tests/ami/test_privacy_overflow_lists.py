@@ -1,5 +1,5 @@
 """Recorded calls through the real listener: a withheld caller, an overflow, no "<unknown>"
-name, and the state rebuilt from Asterisk's lists after a listener restart (issue 12)."""
+name, and the state rebuilt from Asterisk's lists after a listener restart (lists.py)."""
 
 from __future__ import annotations
 
