@@ -8,9 +8,9 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
-from callcenter.settings import PROJECT_ROOT
+from callcenter.settings import SHARE_ROOT
 
-MIGRATIONS_DIR = PROJECT_ROOT / "migrations"
+MIGRATIONS_DIR = SHARE_ROOT / "migrations"
 
 
 def alembic_config(engine: Engine) -> Config:

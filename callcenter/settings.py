@@ -6,6 +6,7 @@ Nested sections use a double underscore: ``CALLCENTER_AMI__SECRET`` overrides ``
 from __future__ import annotations
 
 import os
+import sys
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -20,7 +21,13 @@ from pydantic_settings import (
 )
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CONFIG_FILE = PROJECT_ROOT / "config" / "callcenter.toml"
+# migrations/ and config/: in the checkout, or under <prefix>/share/siaga112 from a wheel.
+SHARE_ROOT = (
+    PROJECT_ROOT
+    if (PROJECT_ROOT / "migrations").is_dir()
+    else Path(sys.prefix) / "share" / "siaga112"
+)
+DEFAULT_CONFIG_FILE = SHARE_ROOT / "config" / "callcenter.toml"
 PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "secret", "password"})
 
 
