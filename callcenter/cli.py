@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "callcenter.commands.agi",
     "callcenter.commands.fastagi",
     "callcenter.commands.stats",
+    "callcenter.commands.backup",
 )
 
 
