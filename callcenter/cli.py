@@ -43,13 +43,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return agi.main(argv[1:])
     args = build_parser().parse_args(argv)
+    from callcenter import logs
     from callcenter.settings import get_settings
 
-    logging.basicConfig(
-        level=get_settings().log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    settings = get_settings()
+    logs.configure(settings.log_level, settings.log_format)
     if args.command != "migrate":
         # Readiness probes check the schema revision every few seconds: not worth a log line.
         logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)

@@ -123,6 +123,13 @@ class StatsSettings(BaseModel):
     refresh_safety_seconds: int = Field(default=600, ge=0)
 
 
+class MetricsSettings(BaseModel):
+    # Prometheus metrics on a port of their own, never the API's (docs/deploy.md).
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = Field(default=9112, ge=0, le=65535)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CALLCENTER_",
@@ -142,6 +149,8 @@ class Settings(BaseSettings):
     login_max_failures: int = 5
     login_lockout_seconds: int = 300
     log_level: str = "INFO"
+    # "json": one object a line; "text": for a person; "auto": text on a terminal, else JSON.
+    log_format: Literal["auto", "json", "text"] = "auto"
     classification_reasons: list[str] = Field(default_factory=list)
     ami: AmiSettings = Field(default_factory=AmiSettings)
     fastagi: FastAgiSettings = Field(default_factory=FastAgiSettings)
@@ -151,6 +160,7 @@ class Settings(BaseSettings):
     incidents: IncidentSettings = Field(default_factory=IncidentSettings)
     callbacks: CallbackSettings = Field(default_factory=CallbackSettings)
     stats: StatsSettings = Field(default_factory=StatsSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from callcenter import metrics
 from callcenter.ami.listener import Listener
 from callcenter.ami.spool import Spool
 from callcenter.ami.store import CallStore, normalise_cached
@@ -75,6 +76,7 @@ class AmiRuntime:
             publish=self._publish,
             stop_at_eof=stop_at_eof,
         )
+        metrics.watch_listener(self.listener)
 
     def _publish(self, states: list[CallState]) -> None:
         pbx, region = self.settings.ami.pbx_name, self.settings.phone_region
