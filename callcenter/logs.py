@@ -28,14 +28,17 @@ from typing import Any, TextIO
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 _call: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("call", default=None)
 CALL_FIELDS = ("call_id", "uniqueid", "linkedid", "pbx")
+# Fields a line may carry (``extra=``) that the JSON line shows as its own keys.
+FIELDS = ("request_id", *CALL_FIELDS, "method", "path", "route", "status", "duration_ms")
 
 _SECRETS = [
+    re.compile(r"(?i)(bearer\s+)([A-Za-z0-9._~+/=-]+)"),
+    re.compile(r"(eyJ)([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)"),  # any JWT
     # "Secret: x" (AMI), "password=x", "token": "x", "CALLCENTER_TOKEN_SECRET=x"
     re.compile(
         r"(?i)((?:secret|password|passwd|token|authorization|api[_-]?key)[\"']?\s*[:=]\s*"
-        r"[\"']?)(?!\*\*\*)([^\s\"',;&]+)"
+        r"[\"']?)(?!\*\*\*|bearer\b)([^\s\"',;&]+)"
     ),
-    re.compile(r"(?i)(bearer\s+)([A-Za-z0-9._~+/=-]+)"),
     re.compile(r"(://[^:/@\s]+:)([^@\s]+)(@)"),  # user:password@host
 ]
 
@@ -58,8 +61,17 @@ def call_context(**fields: Any) -> Iterator[None]:
         _call.reset(token)
 
 
+_listener_pbx: str | None = None
+
+
+def set_listener_pbx(pbx: str | None) -> None:
+    """The PBX this process's AMI listener serves: put on every line it logs (one a process)."""
+    global _listener_pbx
+    _listener_pbx = pbx
+
+
 class ContextFilter(logging.Filter):
-    """Puts the request id and call fields on each record; masks secrets in its message."""
+    """Puts the request id and the call fields in force on each record (formatters add them)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         rid = request_id.get()
@@ -68,12 +80,12 @@ class ContextFilter(logging.Filter):
         for key, value in (_call.get() or {}).items():
             if not hasattr(record, key):
                 setattr(record, key, value)
-        message = redact(record.getMessage())
-        record.msg, record.args = message, None
-        if record.exc_info and not record.exc_text:
-            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
-        elif record.exc_text:
-            record.exc_text = redact(record.exc_text)
+        if (
+            _listener_pbx is not None
+            and record.name.startswith("callcenter.ami")
+            and not hasattr(record, "pbx")
+        ):
+            record.pbx = _listener_pbx
         return True
 
 
@@ -87,13 +99,14 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        for key in ("request_id", *CALL_FIELDS):
+        for key in FIELDS:
             value = getattr(record, key, None)
             if value is not None:
                 line[key] = value
-        if record.exc_info or record.exc_text:
-            line["exception"] = record.exc_text or self.formatException(record.exc_info)  # type: ignore[arg-type]
-        return json.dumps(line, ensure_ascii=False, default=str)
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        # Masked as a whole: whatever field a secret hides in (message, exception, context).
+        return redact(json.dumps(line, ensure_ascii=False, default=str))
 
 
 class TextFormatter(logging.Formatter):
@@ -109,19 +122,36 @@ class TextFormatter(logging.Formatter):
             for key in ("request_id", *CALL_FIELDS)
             if getattr(record, key, None) is not None
         ]
-        return f"{text} [{' '.join(context)}]" if context else text
+        return redact(f"{text} [{' '.join(context)}]" if context else text)
+
+
+class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to ``stream``, or to whatever sys.stderr is at the time of each line."""
+
+    def __init__(self, stream: TextIO | None) -> None:
+        super().__init__(stream)
+        self._fixed = stream  # the base class set sys.stderr of this moment: not kept
+
+    @property
+    def stream(self) -> TextIO:
+        return self._fixed or sys.stderr
+
+    @stream.setter
+    def stream(self, value: TextIO) -> None:
+        self._fixed = value
 
 
 def configure(level: str, log_format: str = "auto", stream: TextIO | None = None) -> None:
     """Root logging for a command: ``json``, ``text``, or ``auto`` (text on a terminal)."""
-    stream = stream or sys.stderr
-    use_json = log_format == "json" or (log_format == "auto" and not stream.isatty())
-    handler = logging.StreamHandler(stream)
+    use_json = log_format == "json" or (
+        log_format == "auto" and not (stream or sys.stderr).isatty()
+    )
+    handler = _Handler(stream)
     handler.setFormatter(JsonFormatter() if use_json else TextFormatter())
     handler.addFilter(ContextFilter())
     root = logging.getLogger()
-    for old in list(root.handlers):
-        root.removeHandler(old)
+    for old in [h for h in root.handlers if isinstance(h, _Handler)]:
+        root.removeHandler(old)  # a second configure (tests run commands in one process)
     root.addHandler(handler)
     root.setLevel(level)
     # uvicorn's own loggers write through the root handler (one format for every line).

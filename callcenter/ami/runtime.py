@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from callcenter import metrics
+from callcenter import logs, metrics
 from callcenter.ami.listener import Listener
 from callcenter.ami.spool import Spool
 from callcenter.ami.store import CallStore, normalise_cached
@@ -77,6 +77,7 @@ class AmiRuntime:
             stop_at_eof=stop_at_eof,
         )
         metrics.watch_listener(self.listener)
+        logs.set_listener_pbx(ami.pbx_name)  # on every line the listener logs
 
     def _publish(self, states: list[CallState]) -> None:
         pbx, region = self.settings.ami.pbx_name, self.settings.phone_region

@@ -6,6 +6,7 @@ A plain ASGI middleware, not BaseHTTPMiddleware: the live stream passes through 
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 import uuid
@@ -14,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from callcenter import logs, metrics
 
+log = logging.getLogger("callcenter.http")
 _VALID_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 LOGIN_ROUTE = "/api/v1/auth/token"
 
@@ -42,10 +44,25 @@ class RequestObserver:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            logs.request_id.reset(token)
+            elapsed = time.perf_counter() - started
             route = getattr(scope.get("route"), "path", None) or "<unmatched>"
             method = scope["method"]
+            # The access line (uvicorn's own is redundant): the path without its query string.
+            log.info(
+                "%s %s %d",
+                method,
+                scope["path"],
+                status,
+                extra={
+                    "method": method,
+                    "path": scope["path"],
+                    "route": route,
+                    "status": status,
+                    "duration_ms": round(elapsed * 1000, 1),
+                },
+            )
+            logs.request_id.reset(token)
             metrics.HTTP_REQUESTS.labels(route, method, str(status)).inc()
-            metrics.HTTP_LATENCY.labels(route, method).observe(time.perf_counter() - started)
+            metrics.HTTP_LATENCY.labels(route, method).observe(elapsed)
             if route == LOGIN_ROUTE and status == 401:
                 metrics.LOGIN_FAILURES.inc()

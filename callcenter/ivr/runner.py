@@ -6,8 +6,9 @@ import logging
 from collections.abc import Callable
 from typing import BinaryIO
 
+from callcenter import logs
 from callcenter.ivr.agi import AgiChannel, SafeAGI, text_streams
-from callcenter.ivr.flow import Outcome, call_from_env
+from callcenter.ivr.flow import AgiCall, Outcome, call_from_env
 from callcenter.ivr.lookup import ThreadLookup
 from callcenter.ivr.session import run_session
 from callcenter.settings import Settings
@@ -30,6 +31,14 @@ def run_agi(
     stdin, stdout = text_streams(reader, writer)
     agi = SafeAGI(stdin, stdout)  # reads the agi_* block
     call = call_from_env(agi.env, default_pbx=settings.ami.pbx_name)
+    # Every line logged about this call carries its uniqueid and PBX (callcenter.logs).
+    with logs.call_context(uniqueid=call.uniqueid or None, pbx=call.pbx):
+        return _run_call(agi, call, settings, release)
+
+
+def _run_call(
+    agi: SafeAGI, call: AgiCall, settings: Settings, release: Callable[[], None]
+) -> Outcome:
     lookup = ThreadLookup(call.caller_raw, settings)
     facts = run_session(AgiChannel(agi), call, lookup, settings.ivr)
     release()
