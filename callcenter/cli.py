@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "callcenter.commands.fastagi",
     "callcenter.commands.stats",
     "callcenter.commands.backup",
+    "callcenter.commands.privacy",
 )
 
 
@@ -44,6 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return agi.main(argv[1:])
     args = build_parser().parse_args(argv)
     from callcenter import logs
+    from callcenter.audit import changes  # noqa: F401  (changes made by commands are audited)
     from callcenter.settings import get_settings
 
     settings = get_settings()

@@ -123,6 +123,17 @@ class StatsSettings(BaseModel):
     refresh_safety_seconds: int = Field(default=600, ge=0)
 
 
+class RetentionSettings(BaseModel):
+    """How long personal data is kept (docs/privacy.md); `callcenter retention` applies it."""
+
+    # Raw AMI frames (they hold caller numbers and names): deleted after this.
+    raw_events_days: int = Field(default=90, gt=0)
+    # Caller numbers and names on calls, IVR runs, callers and prank rollups: pseudonymised.
+    caller_numbers_days: int = Field(default=365, gt=0)
+    # References to call recordings, once the backend stores any (it stores none today).
+    recording_references_days: int = Field(default=90, gt=0)
+
+
 class MetricsSettings(BaseModel):
     # Prometheus metrics on a port of their own, never the API's (docs/deploy.md).
     enabled: bool = False
@@ -161,6 +172,7 @@ class Settings(BaseSettings):
     callbacks: CallbackSettings = Field(default_factory=CallbackSettings)
     stats: StatsSettings = Field(default_factory=StatsSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -192,6 +204,16 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"placeholder or weak secret(s) {', '.join(weak)} are refused in production: "
                 "set them through CALLCENTER_TOKEN_SECRET / CALLCENTER_AMI__SECRET"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _numbers_outlive_the_prank_window(self) -> Settings:
+        # The IVR warns repeat prank callers by number: it must still see them.
+        if self.retention.caller_numbers_days < self.ivr.prank_window_days:
+            raise ValueError(
+                "retention.caller_numbers_days must be at least ivr.prank_window_days "
+                f"({self.ivr.prank_window_days})"
             )
         return self
 

@@ -7,13 +7,14 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from callcenter import metrics
 from callcenter.api import auth, health, observe, validation
 from callcenter.api.writes import WriteThreads
+from callcenter.audit import routes as audit_routes
 from callcenter.callbacks import routes as callback_routes
 from callcenter.calls import live_routes
 from callcenter.calls import routes as calls_routes
@@ -26,6 +27,9 @@ from callcenter.stats import routes as stats_routes
 from callcenter.users import routes as users_routes
 
 log = logging.getLogger(__name__)
+# Routers whose changes, or reads of personal data, go to the audit log (callcenter/audit).
+AUDITED_CHANGES = [Depends(audit_routes.bind_actor)]
+AUDITED_READS = [Depends(audit_routes.record_personal_read)]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -77,10 +81,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(auth.router)
     app.include_router(calls_routes.router)
-    app.include_router(calls_routes.callers_router)
-    app.include_router(users_routes.router)
+    app.include_router(calls_routes.callers_router, dependencies=AUDITED_READS)
+    app.include_router(users_routes.router, dependencies=AUDITED_CHANGES)
     app.include_router(live_routes.router)
-    app.include_router(incident_routes.router)
-    app.include_router(stats_routes.router)
+    app.include_router(incident_routes.router, dependencies=AUDITED_CHANGES)
+    app.include_router(stats_routes.router, dependencies=AUDITED_READS)
     app.include_router(callback_routes.router)
+    app.include_router(audit_routes.router)
     return app
