@@ -45,7 +45,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return agi.main(argv[1:])
     args = build_parser().parse_args(argv)
     from callcenter import logs
-    from callcenter.audit import changes  # noqa: F401  (changes made by commands are audited)
+    from callcenter.audit import changes, service
+
+    # Changes made by commands are audited as the system account's that ran them.
+    changes.default_actor_name = service.command_actor()
     from callcenter.settings import get_settings
 
     settings = get_settings()

@@ -31,6 +31,8 @@ AUDITED: dict[type[Any], tuple[str, frozenset[str]]] = {
     Assignment: ("assignment", frozenset({"status", "status_changed_at", "version"})),
 }
 SECRET_FIELDS = frozenset({"password_hash"})
+# Who a change is logged as when no user is bound to the session (the command line sets it).
+default_actor_name = "system"
 
 
 def _value(value: Any) -> Any:
@@ -88,7 +90,7 @@ def _after_flush(session: Session, _context: UOWTransaction) -> None:
     if not pending:
         return
     actor_id = session.info.get("actor_id")
-    actor_name = session.info.get("actor_name", "" if actor_id else "system")
+    actor_name = session.info.get("actor_name", "" if actor_id else default_actor_name)
     for obj, entity, verb, changes in pending:
         session.add(
             AuditEntry(

@@ -110,7 +110,7 @@ def callers(session: Session, where: ColumnElement[bool], secret: str) -> int:
             session.execute(
                 update(Caller)
                 .where(Caller.id == caller_id)
-                .values(number_key=name, e164=name if e164 else None, raw_last="", region=None)
+                .values(number_key=name, e164=name if e164 else None, raw_last="")
                 .execution_options(synchronize_session=False)
             )
             done += 1
