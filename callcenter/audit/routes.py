@@ -78,6 +78,7 @@ class TrailOut(BaseModel):
 @router.get("")
 def read_trail(
     session: SessionDep,
+    settings: SettingsDep,
     _admin: AdminUser,
     since: datetime | None = None,
     until: datetime | None = None,
@@ -85,10 +86,17 @@ def read_trail(
     action: Annotated[str | None, Query(max_length=64)] = None,
     entity: Annotated[str | None, Query(max_length=32)] = None,
     entity_key: Annotated[str | None, Query(max_length=64)] = None,
+    caller: Annotated[
+        str | None, Query(max_length=64, description="a number: that caller's entries")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> TrailOut:
     """Every change to users, incidents, agencies, assignments and classifications, and every
     read or export of a caller's personal data: who, when, what. Newest first."""
+    if caller is not None:
+        # The log names callers by pseudonym: find it from the number asked about.
+        identity = normalise(caller, settings.phone_region).key
+        entity, entity_key = "caller", pseudonym(identity, settings.token_secret.get_secret_value())
     entries = service.trail(
         session,
         service.TrailFilter(since, until, actor_id, action, entity, entity_key),

@@ -122,6 +122,8 @@ def test_every_change_and_personal_read_is_in_the_trail_with_who(
     assert {e["action"] for e in users_only} == {"user.create", "user.update"}
     calls_only = trail(client, admin, entity="call", entity_key=str(call_id))
     assert [e["action"] for e in calls_only] == ["call.classify"]
+    of_caller = trail(client, admin, caller="+6281234567890")
+    assert [e["action"] for e in of_caller] == ["caller.history.read"]
     page = client.get("/api/v1/audit", params={"limit": 2}, headers=admin).json()
     assert len(page["entries"]) == 2
     assert page["next_until"] == page["entries"][-1]["at"]

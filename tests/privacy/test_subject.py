@@ -141,3 +141,13 @@ def test_erase_is_refused_while_an_incident_is_open_then_erases_every_trace(
     (erased,) = entries(session_factory, "caller.erase")
     assert erased.entity_key == refusal.entity_key
     assert erased.details["raw_events_deleted"] == 1
+
+
+def test_an_export_of_calls_is_recorded_before_it_is_written(
+    run: Run, session_factory: sessionmaker[Session]
+) -> None:
+    code, _, _ = run("export", "calls", "--format", "csv", "--since", "2025-01-01")
+    assert code == 0
+    (entry,) = entries(session_factory, "calls.export")
+    assert entry.details == {"format": "csv", "since": "2025-01-01T00:00:00+00:00", "pbx": None}
+    assert entry.actor_name.startswith("command line")
