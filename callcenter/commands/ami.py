@@ -7,7 +7,7 @@ import signal
 import threading
 from typing import Any
 
-from callcenter import migrate, sdnotify
+from callcenter import metrics, migrate, sdnotify
 from callcenter.ami.runtime import AmiRuntime
 from callcenter.db import make_engine
 from callcenter.settings import get_settings
@@ -33,9 +33,13 @@ def run(_args: argparse.Namespace) -> int:
         signal.signal(signum, lambda *_: stop.set())
     runtime = AmiRuntime(settings)
     runtime.start()
+    # This listener's figures on a port of its own ([metrics]); calls come from `serve`'s.
+    exporter = metrics.start_metrics(settings.metrics)
     # Under systemd (Type=notify): ready when the listener's /readyz probe says so.
     notifier = sdnotify.notify_when_ready(sdnotify.probe_check(runtime.listener.readiness))
     stop.wait()
     notifier.stop()
+    if exporter is not None:
+        exporter.stop()
     runtime.stop()
     return 0

@@ -208,8 +208,12 @@ def test_callcenter_ami_tells_systemd_it_is_ready_once_logged_in(
     ):
         notify_socket.bind(str(notify_path))
         notify_socket.settimeout(60)
+        metrics_port = free_port()
         env = installed.environ(
             NOTIFY_SOCKET=str(notify_path),
+            CALLCENTER_METRICS__ENABLED="true",
+            CALLCENTER_METRICS__PORT=str(metrics_port),
+            CALLCENTER_AMI__PBX_NAME="pbx-under-test",
             CALLCENTER_AMI__PORT=str(fake.port),
             CALLCENTER_AMI__SECRET="s3cret-for-the-test",
             CALLCENTER_AMI__SPOOL_DIR=str(tmp_path / "spool"),
@@ -221,6 +225,11 @@ def test_callcenter_ami_tells_systemd_it_is_ready_once_logged_in(
             messages: list[str] = []
             while not any("READY=1" in m for m in messages):
                 messages.append(notify_socket.recv(4096).decode())
+            # Its own metrics port says the same: logged in.
+            url = f"http://127.0.0.1:{metrics_port}/metrics"
+            with urllib.request.urlopen(url, timeout=10) as response:
+                scraped = response.read().decode()
+            assert 'siaga112_ami_up{pbx="pbx-under-test"} 1.0' in scraped
         finally:
             process.terminate()
             _, stderr = process.communicate(timeout=30)
