@@ -7,13 +7,14 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from callcenter import console
-from callcenter.api import auth, docs, health, validation
+from callcenter import console, metrics
+from callcenter.api import auth, docs, health, observe, validation
 from callcenter.api.writes import WriteThreads
+from callcenter.audit import routes as audit_routes
 from callcenter.callbacks import routes as callback_routes
 from callcenter.calls import live_routes
 from callcenter.calls import routes as calls_routes
@@ -27,6 +28,9 @@ from callcenter.stats import routes as stats_routes
 from callcenter.users import routes as users_routes
 
 log = logging.getLogger(__name__)
+# Routers whose changes, or reads of personal data, go to the audit log (callcenter/audit).
+AUDITED_CHANGES = [Depends(audit_routes.bind_actor)]
+AUDITED_READS = [Depends(audit_routes.record_personal_read)]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -44,6 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
         app.state.write_threads = WriteThreads(engine)
+        app.state.metrics = metrics.start_metrics(settings.metrics, engine)
         # Startup objects leave the collector's scans: a full collection then takes ~1 ms
         # instead of ~60 ms, which otherwise hit large statistics responses at random.
         gc.freeze()
@@ -51,6 +56,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             gc.unfreeze()
+            if app.state.metrics is not None:
+                app.state.metrics.stop()
             app.state.write_threads.close()
             engine.dispose()
 
@@ -74,16 +81,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
 
     app.add_exception_handler(RequestValidationError, validation.validation_error)
+    app.add_middleware(observe.RequestObserver)
     app.include_router(health.router)
     app.include_router(auth.router)
     app.include_router(calls_routes.router)
-    app.include_router(calls_routes.callers_router)
-    app.include_router(users_routes.router)
+    app.include_router(calls_routes.callers_router, dependencies=AUDITED_READS)
+    app.include_router(users_routes.router, dependencies=AUDITED_CHANGES)
     app.include_router(live_routes.router)
-    app.include_router(incident_routes.router)
-    app.include_router(stats_routes.router)
+    app.include_router(incident_routes.router, dependencies=AUDITED_CHANGES)
+    app.include_router(stats_routes.router, dependencies=AUDITED_READS)
     app.include_router(callback_routes.router)
     app.include_router(notify_routes.router)
     app.include_router(notify_routes.ack_router)
     console.install(app)  # the browser console under /console
+    app.include_router(audit_routes.router)
     return app

@@ -23,6 +23,8 @@ COMMAND_MODULES = (
     "callcenter.commands.stats",
     "callcenter.commands.notify",
     "callcenter.commands.demo",
+    "callcenter.commands.backup",
+    "callcenter.commands.privacy",
 )
 
 
@@ -57,17 +59,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     from pydantic import ValidationError
     from sqlalchemy.exc import OperationalError
 
+    from callcenter import logs
+    from callcenter.audit import changes, service
     from callcenter.settings import ConfigError, describe, get_settings
 
     try:
-        level = get_settings().log_level
+        settings = get_settings()
     except ValidationError as exc:
         return _fail(describe(exc), EXIT_CONFIG)
     except ConfigError as exc:
         return _fail(exc.message, EXIT_CONFIG)
-    logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
+    logs.configure(settings.log_level, settings.log_format)
+    # Changes made by commands are audited as the system account's that ran them.
+    changes.default_actor_name = service.command_actor()
     if args.command != "migrate":
         # Readiness probes check the schema revision every few seconds: not worth a log line.
         logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)

@@ -6,6 +6,7 @@ Nested sections use a double underscore: ``CALLCENTER_AMI__SECRET`` overrides ``
 from __future__ import annotations
 
 import os
+import sys
 import tomllib
 import typing
 from collections.abc import Mapping
@@ -26,7 +27,13 @@ from callcenter.errors import CallCenterError
 from callcenter.notify.config import NotifySettings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CONFIG_FILE = PROJECT_ROOT / "config" / "callcenter.toml"
+# migrations/ and config/: in the checkout, or under <prefix>/share/siaga112 from a wheel.
+SHARE_ROOT = (
+    PROJECT_ROOT
+    if (PROJECT_ROOT / "migrations").is_dir()
+    else Path(sys.prefix) / "share" / "siaga112"
+)
+DEFAULT_CONFIG_FILE = SHARE_ROOT / "config" / "callcenter.toml"
 PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "secret", "password"})
 
 
@@ -142,6 +149,24 @@ class StatsSettings(Section):
     refresh_safety_seconds: int = Field(default=600, ge=0)
 
 
+class RetentionSettings(BaseModel):
+    """How long personal data is kept (docs/privacy.md); `callcenter retention` applies it."""
+
+    # Raw AMI frames (they hold caller numbers and names): deleted after this.
+    raw_events_days: int = Field(default=90, gt=0)
+    # Caller numbers and names on calls, IVR runs, callers and prank rollups: pseudonymised.
+    caller_numbers_days: int = Field(default=365, gt=0)
+    # References to call recordings, once the backend stores any (it stores none today).
+    recording_references_days: int = Field(default=90, gt=0)
+
+
+class MetricsSettings(BaseModel):
+    # Prometheus metrics on a port of their own, never the API's (docs/deploy.md).
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = Field(default=9112, ge=0, le=65535)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CALLCENTER_",
@@ -161,6 +186,8 @@ class Settings(BaseSettings):
     login_max_failures: int = 5
     login_lockout_seconds: int = 300
     log_level: str = "INFO"
+    # "json": one object a line; "text": for a person; "auto": text on a terminal, else JSON.
+    log_format: Literal["auto", "json", "text"] = "auto"
     classification_reasons: list[str] = Field(default_factory=list)
     ami: AmiSettings = Field(default_factory=AmiSettings)
     fastagi: FastAgiSettings = Field(default_factory=FastAgiSettings)
@@ -171,6 +198,8 @@ class Settings(BaseSettings):
     callbacks: CallbackSettings = Field(default_factory=CallbackSettings)
     stats: StatsSettings = Field(default_factory=StatsSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -203,6 +232,16 @@ class Settings(BaseSettings):
                 f"placeholder or weak secret(s) {', '.join(weak)} are refused in production: "
                 "set them through CALLCENTER_TOKEN_SECRET / CALLCENTER_AMI__SECRET / "
                 "CALLCENTER_NOTIFY__LINK_SECRET"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _numbers_outlive_the_prank_window(self) -> Settings:
+        # The IVR warns repeat prank callers by number: it must still see them.
+        if self.retention.caller_numbers_days < self.ivr.prank_window_days:
+            raise ValueError(
+                "retention.caller_numbers_days must be at least ivr.prank_window_days "
+                f"({self.ivr.prank_window_days})"
             )
         return self
 

@@ -27,6 +27,7 @@ from callcenter.db import make_engine, make_sessionmaker
 from callcenter.db.migrate import upgrade
 from callcenter.models import Base, Role
 from callcenter.settings import AmiSettings, FastAgiSettings, Settings
+from tests import log_scan
 from tests.builders import PASSWORD, make_user
 
 LoginFn = Callable[..., dict[str, str]]
@@ -36,6 +37,15 @@ POSTGRES_ADMIN_URL = os.environ.get(
 )
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
 TRACES = Path(os.environ.get("CALLCENTER_TRACES", SHARED / "asterisk-traces"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_secret_in_logs() -> Iterator[log_scan.Recorder]:
+    """Every line the suite logs, as production would write it: none may hold a secret."""
+    with log_scan.scanning() as recorder:
+        yield recorder
+    leaks = log_scan.findings(recorder.lines)
+    assert not leaks, f"{len(leaks)} log line(s) with a secret, e.g. {leaks[0]}"
 
 
 @pytest.fixture(scope="session")

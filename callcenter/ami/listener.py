@@ -311,7 +311,11 @@ class Listener:
             closed = self.tracker.close_gap(pending.alive, began)
             self.counters.gap_closed_calls += len(closed)
             for state in closed:
-                log.warning("call %s ended during the AMI gap: closed, marked gap", state.uniqueid)
+                log.warning(
+                    "call %s ended during the AMI gap: closed, marked gap",
+                    state.uniqueid,
+                    extra={"uniqueid": state.uniqueid, "linkedid": state.linkedid},
+                )
                 batch.add(None, state)
 
     def _queue_status_item(

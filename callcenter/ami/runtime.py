@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from callcenter import logs, metrics
 from callcenter.ami.listener import Listener
 from callcenter.ami.spool import Spool
 from callcenter.ami.store import CallStore, caller_name, normalise_cached
@@ -80,6 +81,8 @@ class AmiRuntime:
             publish=self._publish,
             stop_at_eof=stop_at_eof,
         )
+        metrics.watch_listener(self.listener)
+        logs.set_listener_pbx(ami.pbx_name)  # on every line the listener logs
 
     def _publish(self, states: list[CallState]) -> None:
         pbx, region = self.settings.ami.pbx_name, self.settings.phone_region

@@ -8,6 +8,7 @@ import signal
 import threading
 from typing import Any
 
+from callcenter import metrics, sdnotify
 from callcenter.ami.pbx_lock import PbxLock, PbxLockHeld
 from callcenter.ami.runtime import AmiRuntime
 from callcenter.db import make_engine, migrate
@@ -41,7 +42,14 @@ def run(_args: argparse.Namespace) -> int:
     try:
         runtime = AmiRuntime(settings)
         runtime.start()
+        # This listener's figures on a port of its own ([metrics]); calls come from `serve`'s.
+        exporter = metrics.start_metrics(settings.metrics)
+        # Under systemd (Type=notify): ready when the listener's /readyz probe says so.
+        notifier = sdnotify.notify_when_ready(sdnotify.probe_check(runtime.listener.readiness))
         stop.wait()
+        notifier.stop()
+        if exporter is not None:
+            exporter.stop()
         runtime.stop()
     finally:
         lock.release()

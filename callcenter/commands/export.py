@@ -7,8 +7,9 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from callcenter.audit import service as audit
 from callcenter.calls.export import export_rows, write_csv, write_jsonl
-from callcenter.db import make_engine, make_sessionmaker
+from callcenter.db import make_engine, make_sessionmaker, transaction
 from callcenter.settings import get_settings
 
 
@@ -31,6 +32,19 @@ def run(args: argparse.Namespace) -> int:
     settings = get_settings()
     engine = make_engine(settings.resolved_database_url)
     try:
+        # Who exported callers' data, recorded before a row leaves (docs/privacy.md).
+        with transaction(make_sessionmaker(engine)) as session:
+            audit.record(
+                session,
+                action="calls.export",
+                entity="calls",
+                actor_name=audit.command_actor(),
+                details={
+                    "format": args.format,
+                    "since": args.since.isoformat() if args.since else None,
+                    "pbx": args.pbx,
+                },
+            )
         with make_sessionmaker(engine)() as session:
             rows = export_rows(session, pbx=args.pbx, since=args.since)
             write = write_jsonl if args.format == "jsonl" else write_csv

@@ -16,6 +16,7 @@ from typing import Any
 
 import uvicorn
 
+from callcenter import sdnotify
 from callcenter.ami.pbx_lock import PbxLock, PbxLockHeld
 from callcenter.ami.runtime import AmiRuntime
 from callcenter.api.health import add_readiness_probe
@@ -122,6 +123,7 @@ def _run(args: argparse.Namespace) -> int:
     runtime: AmiRuntime | None = None
     lock: PbxLock | None = None
     notifier: NotifyRuntime | None = None
+    ready_notifier: sdnotify.ReadinessNotifier | None = None
     try:
         if settings.fastagi.enabled:
             # Bound before the API answers, so /readyz never says ready before it listens.
@@ -153,6 +155,13 @@ def _run(args: argparse.Namespace) -> int:
             port=args.port,
             log_level="info",
             timeout_graceful_shutdown=SHUTDOWN_STREAMS,
+            # Our JSON handler stays on uvicorn's loggers; the access line is our own.
+            log_config=None,
+            access_log=False,
+        )
+        # Under systemd (Type=notify): READY=1 once /readyz says every part is ready.
+        ready_notifier = sdnotify.notify_when_ready(
+            sdnotify.readyz_check(f"http://{_local(args.host)}:{args.port}/readyz")
         )
         _uvicorn = uvicorn.Server(config)
         _uvicorn.run()
@@ -163,6 +172,8 @@ def _run(args: argparse.Namespace) -> int:
         # A second signal must not cut the clean-up short.
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        if ready_notifier is not None:
+            ready_notifier.stop()
         if fastagi is not None:
             fastagi.stop()
         if notifier is not None:
@@ -172,3 +183,12 @@ def _run(args: argparse.Namespace) -> int:
         if lock is not None:
             lock.release()
     return 0
+
+
+def _local(host: str) -> str:
+    """Where this process reaches its own API (a wildcard address is not a destination)."""
+    if host in ("0.0.0.0", ""):
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host

@@ -10,9 +10,9 @@ from sqlalchemy import Engine
 
 from callcenter.db import make_sessionmaker, transaction
 from callcenter.incidents import agencies
-from callcenter.settings import PROJECT_ROOT, Settings
+from callcenter.settings import SHARE_ROOT, Settings
 
-MIGRATIONS_DIR = PROJECT_ROOT / "migrations"
+MIGRATIONS_DIR = SHARE_ROOT / "migrations"
 
 
 def alembic_config(engine: Engine) -> Config:

@@ -8,8 +8,9 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO
 
+from callcenter import logs
 from callcenter.ivr.agi import AgiChannel, SafeAGI, text_streams
-from callcenter.ivr.flow import Outcome, call_from_env
+from callcenter.ivr.flow import AgiCall, Outcome, call_from_env
 from callcenter.ivr.lookup import PoolLookup, ThreadLookup
 from callcenter.ivr.session import PendingLookup, RunFacts, run_session
 from callcenter.settings import Settings
@@ -58,6 +59,18 @@ def run_ivr(
     a hangup leaves either the whole row or (database down) none.
     """
     call = call_from_env(agi.env, default_pbx=settings.ami.pbx_name)
+    # Every line logged about this call carries its uniqueid and PBX (callcenter.logs).
+    with logs.call_context(uniqueid=call.uniqueid or None, pbx=call.pbx):
+        return _run_call(agi, call, settings, release, shared)
+
+
+def _run_call(
+    agi: SafeAGI,
+    call: AgiCall,
+    settings: Settings,
+    release: Callable[[], None],
+    shared: Shared | None,
+) -> Outcome:
     lookup: PendingLookup
     if shared is None:
         lookup = ThreadLookup(call.caller_raw, settings)
