@@ -72,6 +72,8 @@ if [[ ! -f "$ETC_DIR/env" ]]; then
     echo "CALLCENTER_TOKEN_SECRET=$(new_secret)"
     echo "# The AMI account's secret: the same in asterisk/manager.conf on the PBX."
     echo "CALLCENTER_AMI__SECRET=$(new_secret)"
+    echo "# Signs the agencies' acknowledgement links (docs/notifications.md)."
+    echo "CALLCENTER_NOTIFY__LINK_SECRET=$(new_secret)"
     echo "# PostgreSQL (docs/deploy.md); empty: the embedded SQLite file under $STATE_DIR."
     echo "CALLCENTER_DATABASE_URL="
     echo "# Prometheus metrics on 127.0.0.1:9112 (docs/deploy.md); a siaga112-ami@ unit needs"
