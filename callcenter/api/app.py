@@ -6,12 +6,14 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from callcenter.api import auth, health, validation
+from callcenter.api.deps import commit_executor
 from callcenter.api.writes import WriteThreads
 from callcenter.callbacks import routes as callback_routes
 from callcenter.calls import live_routes
@@ -22,6 +24,7 @@ from callcenter.incidents import routes as incident_routes
 from callcenter.migrate import is_at_head
 from callcenter.settings import Settings, get_settings
 from callcenter.stats import routes as stats_routes
+from callcenter.stats.refresher import RollupRefresher
 from callcenter.users import routes as users_routes
 
 log = logging.getLogger(__name__)
@@ -42,6 +45,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
         app.state.write_threads = WriteThreads(engine)
+        app.state.commit_executor = commit_executor()
+        app.state.rollup_refresher = RollupRefresher(
+            engine,
+            timezone=settings.timezone,
+            safety=timedelta(seconds=settings.stats.refresh_safety_seconds),
+        )
         # Startup objects leave the collector's scans: a full collection then takes ~1 ms
         # instead of ~60 ms, which otherwise hit large statistics responses at random.
         gc.freeze()
@@ -49,7 +58,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             gc.unfreeze()
+            app.state.rollup_refresher.close()
             app.state.write_threads.close()
+            app.state.commit_executor.shutdown(wait=True)
             engine.dispose()
 
     app = FastAPI(

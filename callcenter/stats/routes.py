@@ -1,6 +1,7 @@
 """Statistics and monthly reports over REST, for supervisors and admins.
 
-Every request first brings the rollups up to date (cheap when no call changed), then reads them.
+Every request first waits until the rollups include every commit made before it (the refresher
+thread does the work, once for all readers waiting: a reader takes no write lock), then reads.
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel
 
 from callcenter.api.auth import SupervisorUser
-from callcenter.api.deps import SessionDep, SettingsDep
+from callcenter.api.deps import RefresherDep, SessionDep, SettingsDep
 from callcenter.errors import InvalidInput
 from callcenter.models import Role, User
-from callcenter.stats import queries, report, rollup, tables
+from callcenter.stats import queries, report, tables
 from callcenter.stats.schemas import (
     AnswerTimes,
     AnswerTimesReport,
@@ -37,13 +38,9 @@ MAX_DAYS = 3700
 MAX_HOURLY_DAYS = 400
 
 
-def fresh_rollups(user: SupervisorUser, session: SessionDep, settings: SettingsDep) -> User:
+async def fresh_rollups(user: SupervisorUser, refresher: RefresherDep) -> User:
     """The statistics user, after the rollups caught up with the calls table."""
-    rollup.refresh(
-        session,
-        timezone=settings.timezone,
-        safety=timedelta(seconds=settings.stats.refresh_safety_seconds),
-    )
+    await refresher.fresh()
     return user
 
 
