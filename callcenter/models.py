@@ -117,10 +117,24 @@ class User(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     # The queue member name (e.g. "Operator Andi") that AMI reports for this operator.
     queue_member_name: Mapped[str | None] = mapped_column(String(128), index=True)
+    # No longer used: failed logins are counted in login_failures (migration 0009).
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # In every token this user gets; raised to revoke them all (log-out, role change, ...).
+    token_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class LoginFailure(Base):
+    """Failed logins for one username, whether a user of that name exists or not."""
+
+    __tablename__ = "login_failures"
+
+    username: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_failed_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class Caller(Base):

@@ -26,6 +26,7 @@ from callcenter.settings import Settings, get_settings
 from callcenter.stats import routes as stats_routes
 from callcenter.stats.refresher import RollupRefresher
 from callcenter.users import routes as users_routes
+from callcenter.users.login import LoginGuard
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.sessionmaker = make_sessionmaker(engine)
         app.state.write_threads = WriteThreads(engine)
         app.state.commit_executor = commit_executor()
+        app.state.login_guard = LoginGuard(
+            max_failures_per_address=settings.login_max_failures_per_address
+        )
         app.state.rollup_refresher = RollupRefresher(
             engine,
             timezone=settings.timezone,
@@ -61,6 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.rollup_refresher.close()
             app.state.write_threads.close()
             app.state.commit_executor.shutdown(wait=True)
+            app.state.login_guard.close()
             engine.dispose()
 
     app = FastAPI(
@@ -72,7 +77,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(CallCenterError)
     async def domain_error(_request: Request, exc: CallCenterError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else {}
+        headers.update(exc.headers)
         return JSONResponse(
             status_code=exc.status_code,
             content={"error": exc.code, "detail": exc.message, **exc.details},

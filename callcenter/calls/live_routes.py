@@ -17,7 +17,7 @@ from fastapi.responses import StreamingResponse
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.orm import Session, sessionmaker
 
-from callcenter.api.auth import active_user, user_id_from_token
+from callcenter.api.auth import active_user, claims_from_token
 from callcenter.api.deps import SettingsDep
 from callcenter.live import InProcessBus, make_live_bus
 from callcenter.models import User
@@ -33,10 +33,10 @@ def live_user(
     token: Annotated[str | None, Depends(_bearer)],
     access_token: str | None = None,
 ) -> User:
-    user_id = user_id_from_token(token or access_token, settings)
+    claims = claims_from_token(token or access_token, settings)
     factory: sessionmaker[Session] = request.app.state.sessionmaker
     with factory() as session:
-        return active_user(session, user_id)
+        return active_user(session, claims)
 
 
 def live_bus(request: Request, settings: SettingsDep) -> InProcessBus:

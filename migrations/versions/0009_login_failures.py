@@ -1,0 +1,44 @@
+"""Failed logins counted per username (existing or not), and revocable tokens
+
+login_failures holds the failure count and lockout of every username tried, whether a user of
+that name exists or not, so a lockout looks the same for both (users.failed_logins and
+users.locked_until are no longer used). users.token_generation is written into every token and
+raised to revoke them all (log-out, password or role change, deactivation).
+
+Revision ID: 0009_login_failures
+Revises: 0007_dedup_key_timestamp_first
+Create Date: 2026-12-01 16:00:00
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+import callcenter.db
+
+revision: str = "0009_login_failures"
+down_revision: str | None = "0007_dedup_key_timestamp_first"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "login_failures",
+        sa.Column("username", sa.String(length=64), nullable=False),
+        sa.Column("failures", sa.Integer(), nullable=False),
+        sa.Column("locked_until", callcenter.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("last_failed_at", callcenter.db.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("username", name=op.f("pk_login_failures")),
+    )
+    with op.batch_alter_table("users") as batch_op:
+        batch_op.add_column(
+            sa.Column("token_generation", sa.Integer(), nullable=False, server_default="0")
+        )
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("users") as batch_op:
+        batch_op.drop_column("token_generation")
+    op.drop_table("login_failures")
