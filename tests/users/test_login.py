@@ -16,6 +16,7 @@ from callcenter.api.app import create_app
 from callcenter.models import Role
 from callcenter.settings import Settings
 from callcenter.users import login as login_module
+from callcenter.users import security
 from tests.builders import PASSWORD, make_user
 from tests.conftest import LoginFn
 
@@ -55,7 +56,7 @@ def test_every_name_costs_one_password_check_and_no_session_is_open_meanwhile(
         make_user(session, username="andi")
     engine: Engine = client.app.state.engine  # type: ignore[attr-defined]
     checks: list[tuple[str | None, int]] = []
-    real = login_module.verify_password
+    real = security.verify_password
 
     @wraps(real)
     def recording(password_hash: str | None, password: str) -> bool:
