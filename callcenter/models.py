@@ -199,6 +199,7 @@ class Call(Base):
     hangup_cause: Mapped[int | None] = mapped_column(Integer)
     hangup_cause_txt: Mapped[str | None] = mapped_column(String(64))
     transferred_to: Mapped[str | None] = mapped_column(String(128))
+    transferred_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # The listener lost sight of the call (AMI gap); closed by reconciliation.
     gap: Mapped[bool] = mapped_column(Boolean, default=False)
     gap_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -267,6 +267,7 @@ class CallStore:
             "hangup_cause": state.hangup_cause,
             "hangup_cause_txt": _text(state.hangup_cause_txt, 64),
             "transferred_to": _text(state.transferred_to, 128),
+            "transferred_at": state.transferred_at,
             "gap": state.gap,
             "gap_started_at": state.gap_started_at,
             "telephony_state": _json_safe(state.snapshot()),

@@ -1,9 +1,10 @@
-"""Failed logins counted per username (existing or not), and revocable tokens
+"""Failed logins counted per username (existing or not), revocable tokens, transfer times
 
 login_failures holds the failure count and lockout of every username tried, whether a user of
 that name exists or not, so a lockout looks the same for both (users.failed_logins and
 users.locked_until are no longer used). users.token_generation is written into every token and
-raised to revoke them all (log-out, password or role change, deactivation).
+raised to revoke them all (log-out, password or role change, deactivation). calls.transferred_at
+says when a call was handed on (to an agency), beside transferred_to.
 
 Revision ID: 0009_login_failures
 Revises: 0007_dedup_key_timestamp_first
@@ -36,9 +37,13 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("token_generation", sa.Integer(), nullable=False, server_default="0")
         )
+    # A nullable column without a default: PostgreSQL adds it without rewriting the table.
+    op.add_column("calls", sa.Column("transferred_at", callcenter.db.UTCDateTime(timezone=True)))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("calls") as batch_op:
+        batch_op.drop_column("transferred_at")
     with op.batch_alter_table("users") as batch_op:
         batch_op.drop_column("token_generation")
     op.drop_table("login_failures")
