@@ -23,7 +23,9 @@ OPERATOR = ("Local/op2@operators-00000016;1", "1795828729.44")
 LINKEDID = "1795828723.42"
 
 
-def _snapshot(prefix: str, channel: str, uniqueid: str, context: str, exten: str) -> list:
+def _snapshot(
+    prefix: str, channel: str, uniqueid: str, context: str, exten: str
+) -> list[tuple[str, str]]:
     """A channel snapshot as ast_manager_build_channel_state_string_prefix writes it."""
     return [
         (f"{prefix}Channel", channel),
@@ -43,7 +45,7 @@ def _snapshot(prefix: str, channel: str, uniqueid: str, context: str, exten: str
     ]
 
 
-def _bridge(prefix: str, uniqueid: str) -> list:
+def _bridge(prefix: str, uniqueid: str) -> list[tuple[str, str]]:
     return [
         (f"{prefix}Uniqueid", uniqueid),
         (f"{prefix}Type", "basic"),
