@@ -88,9 +88,12 @@ def test_publishing_never_waits_for_an_unresponsive_database() -> None:
         silent.listen()
         port = silent.getsockname()[1]
         bus = PostgresBus(f"postgresql+psycopg://nobody@127.0.0.1:{port}/nothing")
-        published = threading.Thread(
-            target=lambda: [bus.publish([{"uniqueid": str(n)}]) for n in range(5000)]
-        )
+
+        def publish_many() -> None:
+            for n in range(5000):
+                bus.publish([{"uniqueid": str(n)}])
+
+        published = threading.Thread(target=publish_many)
         published.start()
         published.join(30)
         assert not published.is_alive()  # it queued (or dropped) them: the caller went on
