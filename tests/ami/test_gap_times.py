@@ -21,13 +21,13 @@ ENDED_IN_THE_LATER_GAP = ("1795828846.83", "1795828848.87")
 
 def test_calls_closed_in_a_later_gap_get_that_gaps_start(database_url: str, tmp_path: Path) -> None:
     recorded = Recording.load(CONCURRENT, stamp=True).frames
-    timed = [c for c in recorded if c.at is not None]
+    timed = [(c.at, c) for c in recorded if c.at is not None]
     # A first listener hears the first call begin, then stops: the call is left open.
-    replay(database_url, [[c for c in timed if c.at < 1.5]], tmp_path / "first")
+    replay(database_url, [[c for at, c in timed if at < 1.5]], tmp_path / "first")
 
-    before = [c for c in timed if 1.5 <= c.at < 10]
-    lost = [c for c in timed if 10 <= c.at < 30]
-    after = [c for c in timed if c.at >= 30]
+    before = [c for at, c in timed if 1.5 <= at < 10]
+    lost = [c for at, c in timed if 10 <= at < 30]
+    after = [c for at, c in timed if at >= 30]
     with FakeAsterisk([before, after], skipped=[lost], close_at_end=False) as fake:
         # The restarted listener resumes the open call (its start-up gap) ...
         listener, store = make_listener(database_url, fake.port, tmp_path / "spool")
