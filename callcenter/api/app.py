@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from callcenter import logredact
 from callcenter.api import auth, health, validation
 from callcenter.api.deps import commit_executor
 from callcenter.api.writes import WriteThreads
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    logredact.install()  # the live stream's ?access_token= must not reach the access log
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
