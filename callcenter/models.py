@@ -216,6 +216,9 @@ class Call(Base):
     classified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     version: Mapped[int] = mapped_column(Integer, default=1)
+    # Bumped by the AMI listener's every update (which leaves version alone, see ami.store), so
+    # the statistics rollups see every change (stats.rollup's fingerprint).
+    changes: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

@@ -78,7 +78,10 @@ _CALLERS: Table = Caller.__table__  # type: ignore[assignment]
 # without rebuilding and re-hashing them). Each runs once a batch with many parameter sets:
 # one round trip for the batch's new calls, one for its callers, not one or two a call.
 _INSERT_CALLS = _CALLS.insert().returning(_CALLS.c.id, sort_by_parameter_order=True)
-_UPDATE_CALLS = _CALLS.update().where(_CALLS.c.id == bindparam("row_id"))
+# changes + 1: the statistics rollups notice every update (version is the operators' own).
+_UPDATE_CALLS = (
+    _CALLS.update().where(_CALLS.c.id == bindparam("row_id")).values(changes=_CALLS.c.changes + 1)
+)
 _SEEN = bindparam("seen", type_=_CALLERS.c.last_seen_at.type)
 _COUNT_CALLERS = (
     update(_CALLERS)

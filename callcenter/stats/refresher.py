@@ -21,7 +21,6 @@ import threading
 from datetime import timedelta
 
 from sqlalchemy import Engine
-from sqlalchemy.orm import Session
 
 from callcenter.stats import rollup
 
@@ -54,8 +53,9 @@ class RollupRefresher:
 
     def refresh_once(self) -> int:
         """One refresh in a transaction of its own (on the calling thread)."""
-        with Session(self._engine) as session, session.begin():  # closing rolls back on error
-            return rollup.refresh(session, timezone=self._timezone, safety=self._safety)
+        return rollup.refresh_in_snapshot(
+            self._engine, timezone=self._timezone, safety=self._safety
+        )
 
     def close(self) -> None:
         with self._wake:

@@ -4,7 +4,8 @@ login_failures holds the failure count and lockout of every username tried, whet
 that name exists or not, so a lockout looks the same for both (users.failed_logins and
 users.locked_until are no longer used). users.token_generation is written into every token and
 raised to revoke them all (log-out, password or role change, deactivation). calls.transferred_at
-says when a call was handed on (to an agency), beside transferred_to.
+says when a call was handed on (to an agency), beside transferred_to. calls.changes is bumped
+by every listener update, so the statistics rollups notice each one.
 
 Revision ID: 0009_login_failures
 Revises: 0007_dedup_key_timestamp_first
@@ -37,12 +38,15 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("token_generation", sa.Integer(), nullable=False, server_default="0")
         )
-    # A nullable column without a default: PostgreSQL adds it without rewriting the table.
+    # A nullable column, and one with a constant default: PostgreSQL adds both without
+    # rewriting the table (no long ACCESS EXCLUSIVE lock on calls).
     op.add_column("calls", sa.Column("transferred_at", callcenter.db.UTCDateTime(timezone=True)))
+    op.add_column("calls", sa.Column("changes", sa.Integer(), nullable=False, server_default="0"))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("calls") as batch_op:
+        batch_op.drop_column("changes")
         batch_op.drop_column("transferred_at")
     with op.batch_alter_table("users") as batch_op:
         batch_op.drop_column("token_generation")
