@@ -1,4 +1,5 @@
-"""Run every benchmark, or those named: `python -m benchmarks [ami ivr classification stats]`."""
+"""Run every benchmark, or those named: `python -m benchmarks [ami ivr classification stats
+contention]`."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import importlib
 import sys
 import time
 
-PARTS = ("ami", "ivr", "classification", "stats")
+PARTS = ("ami", "ivr", "classification", "stats", "contention")
 
 
 def main(argv: list[str]) -> int:

@@ -58,6 +58,13 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
     await loop.run_in_executor(executor, _commit_and_close, session)
 
 
+async def release_connection(request: Request, session: Session) -> None:
+    """Ends the session's (read) transaction, so its pooled connection goes back before the
+    request waits for something else; the session connects again at its next statement."""
+    executor: ThreadPoolExecutor = request.app.state.commit_executor
+    await asyncio.get_running_loop().run_in_executor(executor, session.commit)
+
+
 def _commit_and_close(session: Session) -> None:
     try:
         session.commit()

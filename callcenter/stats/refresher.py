@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 from datetime import timedelta
 
 from sqlalchemy import Engine
@@ -25,6 +26,12 @@ from sqlalchemy import Engine
 from callcenter.stats import rollup
 
 log = logging.getLogger(__name__)
+
+
+# At most one refresh begins per this many seconds. With the listener changing calls all the
+# time each refresh rebuilds today; back to back they would hold SQLite's write lock most of the
+# time, and operators' tags would wait behind them. A reader waits at most this long more.
+MIN_INTERVAL_S = 0.5
 
 
 class RollupRefresher:
@@ -64,14 +71,21 @@ class RollupRefresher:
         self._thread.join()
 
     def _serve(self) -> None:
+        began = -MIN_INTERVAL_S
         while True:
             with self._wake:
                 while not self._waiting and not self._closed:
                     self._wake.wait()
                 if not self._waiting and self._closed:
                     return
+                # Readers who ask meanwhile join this refresh; a close cuts the pause short.
+                pause = began + MIN_INTERVAL_S - time.monotonic()
+                if pause > 0 and not self._closed:
+                    self._wake.wait_for(lambda: self._closed, pause)
+            with self._wake:
                 # Everyone who asked before this refresh begins is served by it.
                 batch, self._waiting = self._waiting, []
+            began = time.monotonic()
             error: BaseException | None = None
             try:
                 self.refresh_once()

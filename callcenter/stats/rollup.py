@@ -281,7 +281,7 @@ def _days_of_hours(hour_numbers: Iterable[int], tz: ZoneInfo) -> set[int]:
     return found
 
 
-def _fingerprint(session: Session, since: datetime | None) -> str:
+def _fingerprint(session: Session, since: datetime | None, until: datetime | None = None) -> str:
     """What the calls changed since ``since`` look like: any new write changes it.
 
     A new call changes the count, an operator's tag the version sum, and an AMI listener's
@@ -296,6 +296,8 @@ def _fingerprint(session: Session, since: datetime | None) -> str:
     )
     if since is not None:
         query = query.where(Call.updated_at > since)
+    if until is not None:
+        query = query.where(Call.updated_at <= until)
     count, ids, versions, changes, latest = session.execute(query).one()
     return f"{count}:{ids}:{versions}:{changes}:{latest.isoformat() if latest else ''}"
 
@@ -353,6 +355,12 @@ def refresh(session: Session, *, timezone: str, safety: timedelta) -> int:
         for model in (HourlyCount, DailyDetail, DailyWait, DailyPrankCaller, MonthlyPrankCaller):
             session.execute(delete(model))
     since = None if state.watermark is None else state.watermark - safety
+    if state.watermark is not None and state.fingerprint == _fingerprint(
+        session, since, state.watermark
+    ):
+        # Nothing arrived late in the safety window: only calls changed since the watermark
+        # (the listener keeps changing today's calls: today alone, not every day of the window).
+        since = state.watermark
 
     hour = _hour_number(session)
     query = select(hour, func.max(Call.updated_at)).group_by(hour)
