@@ -125,6 +125,11 @@ def normalise_cached(raw: str, region: str) -> CallerNumber:
     return normalise(raw, region)
 
 
+# Caller row ids remembered by number: a cache, emptied when it grows this large (a rare, cheap
+# reset; a forgotten number costs one look-up), so a year of distinct callers never piles up.
+MAX_CACHED_CALLERS = 100_000
+
+
 def _insert(engine_name: str) -> Any:
     return postgresql.insert if engine_name == "postgresql" else sqlite.insert
 
@@ -293,6 +298,8 @@ class CallStore:
             target = self._caller_ids.get(number.key)
             if target is None:
                 target = self._caller_id(session, number, state.started_at)
+                if len(self._caller_ids) >= MAX_CACHED_CALLERS:
+                    self._caller_ids.clear()
                 self._caller_ids[number.key] = target
         if target == current:
             return current
