@@ -222,7 +222,8 @@ class CallTracker:
         for uniqueid in [u for u in self.calls if u not in alive]:
             state = self.calls.pop(uniqueid)
             state.gap = True
-            state.gap_started_at = gap_started_at
+            # Never before the last event seen of it (a call that began after the gap began).
+            state.gap_started_at = max(gap_started_at, state.last_event_at)
             self._finish(state)
             closed.append(state)
         return closed

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from callcenter.ami.fake_server import FakeAsterisk, Recording
+from callcenter.ami.fake_server import Chunk, FakeAsterisk, Recording
 from callcenter.db import make_engine, make_sessionmaker
 from callcenter.models import Call
 from tests.ami.helpers import make_listener, replay, wait_for, wall_clock
@@ -27,8 +27,14 @@ def test_calls_closed_in_a_later_gap_get_that_gaps_start(database_url: str, tmp_
 
     before = [c for at, c in timed if 1.5 <= at < 10]
     lost = [c for at, c in timed if 10 <= at < 30]
-    after = [c for at, c in timed if at >= 30]
-    with FakeAsterisk([before, after], skipped=[lost], close_at_end=False) as fake:
+    after = [Chunk(c.data) for at, c in timed if at >= 30]
+    # All at once but the last frame, a second later: the start-up reconcile is answered
+    # before the fake Asterisk plays what happens during the later gap.
+    before = [
+        Chunk(c.data, 0.0 if n == 0 else 1.0 if n == len(before) - 1 else None)
+        for n, c in enumerate(before)
+    ]
+    with FakeAsterisk([before, after], skipped=[lost], close_at_end=False, realtime=True) as fake:
         # The restarted listener resumes the open call (its start-up gap) ...
         listener, store = make_listener(database_url, fake.port, tmp_path / "spool")
         listener.start()
@@ -42,7 +48,7 @@ def test_calls_closed_in_a_later_gap_get_that_gaps_start(database_url: str, tmp_
         store.engine.dispose()
 
     clock = wall_clock(CONCURRENT)
-    last_before_cut = max(c.at for c in before if c.at is not None)
+    last_before_cut = max(at for at, _ in timed if at < 10)
     gap_began = datetime.fromtimestamp(
         max(t for rel, t in clock.items() if rel <= last_before_cut), UTC
     )
