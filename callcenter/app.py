@@ -6,13 +6,15 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from callcenter import console, metrics
+from callcenter import console, logredact, metrics
 from callcenter.api import auth, docs, health, observe, validation
+from callcenter.api.deps import commit_executor
 from callcenter.api.writes import WriteThreads
 from callcenter.audit import routes as audit_routes
 from callcenter.callbacks import routes as callback_routes
@@ -25,7 +27,9 @@ from callcenter.incidents import routes as incident_routes
 from callcenter.notify import routes as notify_routes
 from callcenter.settings import Settings, get_settings
 from callcenter.stats import routes as stats_routes
+from callcenter.stats.refresher import RollupRefresher
 from callcenter.users import routes as users_routes
+from callcenter.users.login import LoginGuard
 
 log = logging.getLogger(__name__)
 # Routers whose changes, or reads of personal data, go to the audit log (callcenter/audit).
@@ -35,6 +39,7 @@ AUDITED_READS = [Depends(audit_routes.record_personal_read)]
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    logredact.install()  # the live stream's ?access_token= must not reach the access log
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -49,6 +54,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.sessionmaker = make_sessionmaker(engine)
         app.state.write_threads = WriteThreads(engine)
         app.state.metrics = metrics.start_metrics(settings.metrics, engine)
+        app.state.commit_executor = commit_executor()
+        app.state.login_guard = LoginGuard(
+            max_failures_per_address=settings.login_max_failures_per_address
+        )
+        app.state.rollup_refresher = RollupRefresher(
+            engine,
+            timezone=settings.timezone,
+            safety=timedelta(seconds=settings.stats.refresh_safety_seconds),
+        )
         # Startup objects leave the collector's scans: a full collection then takes ~1 ms
         # instead of ~60 ms, which otherwise hit large statistics responses at random.
         gc.freeze()
@@ -56,9 +70,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             gc.unfreeze()
+            app.state.rollup_refresher.close()
             if app.state.metrics is not None:
                 app.state.metrics.stop()
             app.state.write_threads.close()
+            app.state.commit_executor.shutdown(wait=True)
+            app.state.login_guard.close()
             engine.dispose()
 
     app = FastAPI(
@@ -73,7 +90,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(CallCenterError)
     async def domain_error(_request: Request, exc: CallCenterError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else {}
+        headers.update(exc.headers)
         return JSONResponse(
             status_code=exc.status_code,
             content={"error": exc.code, "detail": exc.message, **exc.details},

@@ -6,6 +6,7 @@ CallCenterError
 ├── InvalidInput        422
 ├── Unauthorized        401
 ├── Forbidden           403
+├── TooManyRequests     429  (with Retry-After)
 └── ServiceUnavailable  503
 """
 
@@ -22,6 +23,7 @@ class CallCenterError(Exception):
         super().__init__(message)
         self.message = message
         self.details = details
+        self.headers: dict[str, str] = {}
 
 
 class NotFound(CallCenterError):
@@ -47,6 +49,15 @@ class Unauthorized(CallCenterError):
 class Forbidden(CallCenterError):
     status_code = 403
     code = "forbidden"
+
+
+class TooManyRequests(CallCenterError):
+    status_code = 429
+    code = "too_many_requests"
+
+    def __init__(self, message: str, *, retry_after: int, **details: Any) -> None:
+        super().__init__(message, retry_after=retry_after, **details)
+        self.headers["Retry-After"] = str(retry_after)
 
 
 class ServiceUnavailable(CallCenterError):

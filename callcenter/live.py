@@ -5,6 +5,12 @@ publishes with ``pg_notify`` and listens with ``LISTEN`` on a connection of its 
 written by the listener process reaches API replicas in other processes. Watchers are asyncio
 consumers; publishers may be any thread. A watcher too slow to keep up loses its oldest messages
 and gets a ``resync`` marker instead of stalling everyone else.
+
+``PostgresBus`` never blocks its publisher (the AMI listener's consumer thread, which records
+calls): messages go to a bounded outbox that a thread of its own sends, with connect, statement
+and TCP time-outs. Whatever could not be delivered (outbox full, PostgreSQL unreachable, the
+LISTEN connection lost and re-established) is followed by a ``resync``, so no watcher keeps a
+stale board without knowing it. A bad notification is logged and skipped, never fatal.
 """
 
 from __future__ import annotations
@@ -12,9 +18,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import queue
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import psycopg
@@ -24,8 +31,22 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "callcenter_live"
 RESYNC: dict[str, Any] = {"type": "resync"}
+_RESYNC_JSON = json.dumps(RESYNC, separators=(",", ":"))
 # pg_notify payloads must stay under 8000 bytes.
 MAX_NOTIFY_BYTES = 7900
+OUTBOX_BATCHES = 1000
+# Every bus connection: a bounded connect, statement and dead-peer detection (a half-open TCP
+# connection is given up after about 5 s instead of hanging for the kernel's 15 minutes).
+CONNECT_OPTIONS: dict[str, Any] = {
+    "autocommit": True,
+    "connect_timeout": 3,
+    "options": "-c statement_timeout=3000",
+    "keepalives": 1,
+    "keepalives_idle": 5,
+    "keepalives_interval": 2,
+    "keepalives_count": 2,
+    "tcp_user_timeout": 5000,
+}
 
 
 class Subscription:
@@ -41,6 +62,11 @@ class Subscription:
                 self.queue.get_nowait()
             self.queue.put_nowait(RESYNC)
         self.queue.put_nowait(message)
+
+    def offer_all(self, messages: Sequence[dict[str, Any]]) -> None:
+        """Runs on the subscriber's loop: one wake-up for a whole batch."""
+        for message in messages:
+            self.offer(message)
 
     async def get(self) -> dict[str, Any]:
         return await self.queue.get()
@@ -59,11 +85,10 @@ class InProcessBus:
         with self._lock:
             subscribers = list(self._subscribers)
         for subscriber in subscribers:
-            for message in messages:
-                try:
-                    subscriber.loop.call_soon_threadsafe(subscriber.offer, message)
-                except RuntimeError:  # its loop is closed: it is going away
-                    break
+            try:
+                subscriber.loop.call_soon_threadsafe(subscriber.offer_all, messages)
+            except RuntimeError:  # its loop is closed: it is going away
+                continue
 
     @contextmanager
     def subscribe(self) -> Iterator[Subscription]:
@@ -95,61 +120,114 @@ class PostgresBus(InProcessBus):
         super().__init__(queue_size)
         self.url = _libpq_url(url)
         self._publisher: psycopg.Connection[Any] | None = None
-        self._publish_lock = threading.Lock()
+        self._outbox: queue.Queue[list[str] | None] = queue.Queue(maxsize=OUTBOX_BATCHES)
+        self._lost = False  # something was not delivered: the next send begins with a resync
+        self._sender: threading.Thread | None = None
+        self._start_lock = threading.Lock()
         self._listener: threading.Thread | None = None
         self._stopping = threading.Event()
         self.listening = threading.Event()
 
     def publish(self, messages: Sequence[dict[str, Any]]) -> None:
+        """Queues the messages for the sending thread; never waits for PostgreSQL."""
         payloads = [json.dumps(m, separators=(",", ":")) for m in messages]
-        payloads = [p if len(p) <= MAX_NOTIFY_BYTES else json.dumps(RESYNC) for p in payloads]
-        with self._publish_lock:
-            for attempt in (1, 2):
-                try:
-                    if self._publisher is None or self._publisher.closed:
-                        self._publisher = psycopg.connect(self.url, autocommit=True)
-                    with self._publisher.cursor() as cursor:
-                        cursor.executemany(
-                            "SELECT pg_notify(%s, %s)", [(CHANNEL, p) for p in payloads]
-                        )
-                    return
-                except psycopg.OperationalError:
-                    self._publisher = None
-                    if attempt == 2:
-                        raise
+        payloads = [p if len(p) <= MAX_NOTIFY_BYTES else _RESYNC_JSON for p in payloads]
+        self._start(sender=True)
+        try:
+            self._outbox.put_nowait(payloads)
+        except queue.Full:
+            if not self._lost:
+                log.warning("live bus: PostgreSQL is not keeping up; watchers will resync")
+            self._lost = True
 
-    def _subscribed(self) -> None:
-        with self._publish_lock:
-            if self._listener is None:
+    def _start(self, *, sender: bool) -> None:
+        with self._start_lock:
+            if sender and self._sender is None:
+                self._sender = threading.Thread(
+                    target=self._send_loop, name="live-bus-notify", daemon=True
+                )
+                self._sender.start()
+            if not sender and self._listener is None:
                 self._listener = threading.Thread(
                     target=self._listen, name="live-bus-listen", daemon=True
                 )
                 self._listener.start()
 
+    def _send_loop(self) -> None:
+        while (payloads := self._outbox.get()) is not None:
+            if self._lost:
+                self._lost = False
+                payloads = [_RESYNC_JSON, *payloads]
+            try:
+                self._send(payloads)
+            except Exception as exc:  # PostgreSQL away: tell watchers once it is back
+                log.warning("live bus: NOTIFY failed (%s); watchers will resync", exc)
+                self._lost = True
+                if self._stopping.is_set():
+                    break  # closing: do not try the rest one by one
+        if self._publisher is not None:
+            self._publisher.close()
+
+    def _send(self, payloads: list[str]) -> None:
+        for attempt in (1, 2):
+            try:
+                if self._publisher is None or self._publisher.closed:
+                    self._publisher = psycopg.connect(self.url, **CONNECT_OPTIONS)
+                with self._publisher.cursor() as cursor:
+                    cursor.executemany("SELECT pg_notify(%s, %s)", [(CHANNEL, p) for p in payloads])
+                return
+            except psycopg.OperationalError:
+                if self._publisher is not None:
+                    self._publisher.close()
+                self._publisher = None
+                if attempt == 2:
+                    raise
+
+    def _subscribed(self) -> None:
+        self._start(sender=False)
+
     def _listen(self) -> None:
         delay = 0.5
         while not self._stopping.is_set():
             try:
-                with psycopg.connect(self.url, autocommit=True) as connection:
+                with psycopg.connect(
+                    self.url, application_name="callcenter-live-listen", **CONNECT_OPTIONS
+                ) as connection:
                     connection.execute(f"LISTEN {CHANNEL}")
+                    # Whatever was published while nobody listened is lost: reload the boards.
+                    self._fan_out([RESYNC])
                     self.listening.set()
                     delay = 0.5
                     while not self._stopping.is_set():
                         for notify in connection.notifies(timeout=0.5):
-                            self._fan_out([json.loads(notify.payload)])
-            except psycopg.Error as exc:
+                            self._deliver(notify.payload)
+            except Exception as exc:  # whatever it was, listen again: never end this thread
                 self.listening.clear()
                 log.warning("live bus: LISTEN failed (%s); retrying in %g s", exc, delay)
                 self._stopping.wait(delay)
                 delay = min(delay * 2, 10.0)
 
+    def _deliver(self, payload: str) -> None:
+        try:
+            message = json.loads(payload)
+        except ValueError:
+            log.warning(
+                "live bus: ignored a notification that is not JSON (%d bytes)", len(payload)
+            )
+            return
+        if not isinstance(message, dict):
+            log.warning("live bus: ignored a notification that is not a JSON object")
+            return
+        self._fan_out([message])
+
     def close(self) -> None:
         self._stopping.set()
         if self._listener is not None:
             self._listener.join(timeout=5)
-        with self._publish_lock:
-            if self._publisher is not None:
-                self._publisher.close()
+        if self._sender is not None:
+            with suppress(queue.Full):
+                self._outbox.put(None, timeout=5)
+            self._sender.join(timeout=10)
         super().close()
 
 

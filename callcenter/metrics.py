@@ -24,7 +24,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import Engine, func, select
 
 from callcenter.db import utcnow
-from callcenter.models import FINAL_OUTCOMES, Call, Outcome, User
+from callcenter.models import FINAL_OUTCOMES, Call, LoginFailure, Outcome
 from callcenter.settings import MetricsSettings
 
 if TYPE_CHECKING:
@@ -176,7 +176,10 @@ class DatabaseCollector(Collector):
                     )
                 ).all()
                 locked = connection.scalar(
-                    select(func.count()).select_from(User).where(User.locked_until > now)
+                    # Names locked out (users.login counts failures by name, known or not).
+                    select(func.count())
+                    .select_from(LoginFailure)
+                    .where(LoginFailure.locked_until > now)
                 )
         except Exception as exc:  # a scrape must not fail on a database outage; say so
             log.warning("metrics: database not readable (%s)", type(exc).__name__)

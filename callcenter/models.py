@@ -118,10 +118,24 @@ class User(Base):
     queue_member_name: Mapped[str | None] = mapped_column(String(128), index=True)
     # Its phone as a queue member interface (e.g. "PJSIP/op1"): the console's screen pop.
     queue_member_interface: Mapped[str | None] = mapped_column(String(128))
+    # No longer used: failed logins are counted in login_failures (migration 0009).
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # In every token this user gets; raised to revoke them all (log-out, role change, ...).
+    token_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class LoginFailure(Base):
+    """Failed logins for one username, whether a user of that name exists or not."""
+
+    __tablename__ = "login_failures"
+
+    username: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_failed_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class Caller(Base):
@@ -195,6 +209,7 @@ class Call(Base):
     transferred_to: Mapped[str | None] = mapped_column(String(128))
     # Queue rounds that timed out (the dialplan's Emergency112Overflow UserEvent).
     overflows: Mapped[int] = mapped_column(Integer, default=0)
+    transferred_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # The listener lost sight of the call (AMI gap); closed by reconciliation.
     gap: Mapped[bool] = mapped_column(Boolean, default=False)
     gap_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -211,6 +226,9 @@ class Call(Base):
     classified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     version: Mapped[int] = mapped_column(Integer, default=1)
+    # Bumped by the AMI listener's every update (which leaves version alone, see ami.store), so
+    # the statistics rollups see every change (stats.rollup's fingerprint).
+    changes: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

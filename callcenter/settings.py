@@ -182,9 +182,12 @@ class Settings(BaseSettings):
     timezone: str = "Asia/Makassar"
     phone_region: str = "ID"
     token_secret: SecretStr = SecretStr("change-me")
-    token_ttl_minutes: int = 720
+    # A token lasts one shift at most (12 h); log-out or a role change revokes it sooner.
+    token_ttl_minutes: int = Field(default=720, ge=1, le=720)
     login_max_failures: int = 5
     login_lockout_seconds: int = 300
+    # Failed logins a minute from one client address (a whole center may share one address).
+    login_max_failures_per_address: int = 30
     log_level: str = "INFO"
     # "json": one object a line; "text": for a person; "auto": text on a terminal, else JSON.
     log_format: Literal["auto", "json", "text"] = "auto"

@@ -2,7 +2,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from callcenter.models import Role, User
+from callcenter.models import LoginFailure, Role
 from tests.builders import PASSWORD, make_user
 from tests.conftest import LoginFn
 
@@ -21,7 +21,7 @@ def test_wrong_password_is_401_and_counted(
     assert response.status_code == 401
     assert response.headers["WWW-Authenticate"] == "Bearer"
     with session_factory() as session:
-        assert session.scalars(select(User.failed_logins)).one() == 1
+        assert session.scalars(select(LoginFailure.failures)).one() == 1
 
 
 def test_repeated_failures_lock_the_user_even_with_the_right_password(
@@ -32,8 +32,9 @@ def test_repeated_failures_lock_the_user_even_with_the_right_password(
     for _ in range(5):
         client.post("/api/v1/auth/token", data={"username": "maria", "password": "wrong"})
     response = client.post("/api/v1/auth/token", data={"username": "maria", "password": PASSWORD})
-    assert response.status_code == 401
+    assert response.status_code == 429
     assert "too many failed logins" in response.json()["detail"]
+    assert 0 < int(response.headers["Retry-After"]) <= 300
 
 
 def test_unknown_user_and_disabled_user_are_refused(

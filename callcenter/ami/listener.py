@@ -187,6 +187,8 @@ class Listener:
                 delay = s.reconnect_min_seconds
                 if reconcile:
                     self._request_reconcile(session, self._resume_gap)
+                    # The start-up gap is reconciled now; a later one began at its own loss.
+                    self._resume_gap = None
                 self._watch(session, lost)
                 session.close()
                 if self._stopping.is_set():

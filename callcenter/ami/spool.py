@@ -66,12 +66,14 @@ class Spool:
         existing = self._files()
         self._next = int(existing[-1].stem) + 1 if existing else 1
         self.size = sum(f.stat().st_size for f in existing)
+        # Counted, not listed: the listener asks on every idle tick.
+        self._count = len(existing)
 
     def _files(self) -> list[Path]:
         return sorted(self.directory.glob("*.batch"), key=lambda p: int(p.stem))
 
     def __len__(self) -> int:
-        return len(self._files())
+        return self._count
 
     def append(self, batch: Batch) -> None:
         payload = encode_batch(batch)
@@ -90,14 +92,18 @@ class Spool:
             handle.flush()
             os.fsync(handle.fileno())
         temp.rename(path)
+        self._count += 1
         self._next += 1
         self.size += len(payload)
 
     def pending(self) -> Iterator[tuple[Path, Batch]]:
         """Spooled batches, oldest first; call :meth:`done` after each is stored."""
-        for path in self._files():
+        files = self._files()
+        self._count = len(files)  # what is really there, whatever happened meanwhile
+        for path in files:
             yield path, decode_batch(path.read_bytes())
 
     def done(self, path: Path) -> None:
         self.size -= path.stat().st_size
         path.unlink()
+        self._count = max(0, self._count - 1)

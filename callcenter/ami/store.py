@@ -78,7 +78,10 @@ _CALLERS: Table = Caller.__table__  # type: ignore[assignment]
 # without rebuilding and re-hashing them). Each runs once a batch with many parameter sets:
 # one round trip for the batch's new calls, one for its callers, not one or two a call.
 _INSERT_CALLS = _CALLS.insert().returning(_CALLS.c.id, sort_by_parameter_order=True)
-_UPDATE_CALLS = _CALLS.update().where(_CALLS.c.id == bindparam("row_id"))
+# changes + 1: the statistics rollups notice every update (version is the operators' own).
+_UPDATE_CALLS = (
+    _CALLS.update().where(_CALLS.c.id == bindparam("row_id")).values(changes=_CALLS.c.changes + 1)
+)
 _SEEN = bindparam("seen", type_=_CALLERS.c.last_seen_at.type)
 _COUNT_CALLERS = (
     update(_CALLERS)
@@ -128,6 +131,11 @@ def caller_name(value: str | None) -> str | None:
 @lru_cache(maxsize=65536)
 def normalise_cached(raw: str, region: str) -> CallerNumber:
     return normalise(raw, region)
+
+
+# Caller row ids remembered by number: a cache, emptied when it grows this large (a rare, cheap
+# reset; a forgotten number costs one look-up), so a year of distinct callers never piles up.
+MAX_CACHED_CALLERS = 100_000
 
 
 def _insert(engine_name: str) -> Any:
@@ -278,6 +286,7 @@ class CallStore:
             "hangup_cause_txt": _text(state.hangup_cause_txt, 64),
             "transferred_to": _text(state.transferred_to, 128),
             "overflows": state.overflows,
+            "transferred_at": state.transferred_at,
             "gap": state.gap,
             "gap_started_at": state.gap_started_at,
             "telephony_state": _json_safe(state.snapshot()),
@@ -300,6 +309,8 @@ class CallStore:
             target = self._caller_ids.get(number.key)
             if target is None:
                 target = self._caller_id(session, number, state.started_at)
+                if len(self._caller_ids) >= MAX_CACHED_CALLERS:
+                    self._caller_ids.clear()
                 self._caller_ids[number.key] = target
         if target == current:
             return current

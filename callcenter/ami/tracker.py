@@ -47,8 +47,15 @@ _TIME_FIELDS = frozenset(
         "ended_at",
         "gap_started_at",
         "last_event_at",
+        "transferred_at",
     }
 )
+# Since Asterisk 12 a transfer names its channels only through prefixed snapshots (no plain
+# Uniqueid or Linkedid): the caller is usually the transferee; the others say whose call it was.
+_TRANSFER_PARTIES = {
+    "BlindTransfer": ("Transferee", "Transferer"),
+    "AttendedTransfer": ("Transferee", "OrigTransferer", "SecondTransferer", "TransferTarget"),
+}
 
 
 @dataclass(slots=True)
@@ -80,6 +87,7 @@ class CallState:
     abandoned: bool = False
     queue_status: str | None = None
     transferred_to: str | None = None
+    transferred_at: datetime | None = None
     first_hangup_request: str | None = None  # "HangupRequest" (a party) or "SoftHangupRequest"
     ended_at: datetime | None = None
     hangup_cause: int | None = None
@@ -237,7 +245,8 @@ class CallTracker:
         for uniqueid in [u for u in self.calls if u not in alive]:
             state = self.calls.pop(uniqueid)
             state.gap = True
-            state.gap_started_at = gap_started_at
+            # Never before the last event seen of it (a call that began after the gap began).
+            state.gap_started_at = max(gap_started_at, state.last_event_at)
             self._finish(state)
             closed.append(state)
         return closed
@@ -254,6 +263,8 @@ class CallTracker:
         name = frame.name
         uniqueid = frame.get("Uniqueid")
         state = self._find(uniqueid) if uniqueid else None
+        if state is None and name in _TRANSFER_PARTIES:
+            state = self._transferred(frame, _TRANSFER_PARTIES[name])
         if state is None:
             if name == "AgentComplete" and uniqueid is None:
                 # After a Redirect AgentComplete names only the member: match its interface.
@@ -271,6 +282,20 @@ class CallTracker:
 
     def _find(self, uniqueid: str) -> CallState | None:
         return self.calls.get(uniqueid) or self.finished.get(uniqueid)
+
+    def _transferred(self, frame: Frame, parties: tuple[str, ...]) -> CallState | None:
+        """The call a transfer event is about: a party that is the call's own channel first,
+        then a party in the call's Linkedid group."""
+        for party in parties:
+            uniqueid = frame.get(f"{party}Uniqueid")
+            if uniqueid and (state := self._find(uniqueid)) is not None:
+                return state
+        for party in parties:
+            linked = frame.get(f"{party}Linkedid")
+            owner = self._by_linkedid.get(linked) if linked else None
+            if owner is not None and (state := self._find(owner)) is not None:
+                return state
+        return None
 
     def _by_interface(self, interface: str | None) -> CallState | None:
         if not interface:
@@ -389,6 +414,7 @@ class CallTracker:
         if context and context != self.inbound_context and answered and not state.transferred_to:
             # The answered caller now runs another context: it was transferred (e.g. Redirect).
             state.transferred_to = f"{context},{frame.get('Exten') or ''}"
+            state.transferred_at = when
 
     def _on_join(self, state: CallState, frame: Frame, when: datetime) -> None:
         if state.queued_at is None:
@@ -469,9 +495,24 @@ class CallTracker:
             state.first_hangup_request = frame.name
 
     def _on_transfer(self, state: CallState, frame: Frame, when: datetime) -> None:
-        if state.transferred_to is None:
-            target = frame.get("Extension") or frame.get("TransferTargetChannel") or "transfer"
-            state.transferred_to = f"{frame.get('Context') or ''},{target}".lstrip(",")
+        if state.transferred_to is not None or frame.get("Result", "Success") != "Success":
+            return
+        if frame.name == "BlindTransfer":
+            context, target = frame.get("Context"), frame.get("Extension")
+        else:
+            # Attended: where the transferer's second call went (its dialplan context and
+            # extension), else the application or the party that took the call.
+            context = frame.get("SecondTransfererContext")
+            target = frame.get("SecondTransfererExten")
+            if not target:
+                context = None
+                target = (
+                    frame.get("DestApp")
+                    or _known(frame.get("TransferTargetCallerIDNum"))
+                    or frame.get("TransferTargetChannel")
+                )
+        state.transferred_to = f"{context or ''},{target or 'transfer'}".lstrip(",")
+        state.transferred_at = when
 
     def _on_hangup(self, state: CallState, frame: Frame, when: datetime) -> None:
         if frame.get("Uniqueid") != state.uniqueid or state.ended_at is not None:
@@ -480,6 +521,10 @@ class CallTracker:
         state.hangup_cause = _int(frame.get("Cause"))
         state.hangup_cause_txt = frame.get("Cause-txt")
         self._finish(state)
+
+
+def _known(value: str | None) -> str | None:
+    return None if value in (None, "", "<unknown>") else value
 
 
 def _rejoins(state: CallState, when: datetime) -> bool:

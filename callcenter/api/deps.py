@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated
 
 from fastapi import Depends, Request
-from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session, sessionmaker
 
 from callcenter.api.writes import WriteThreads
 from callcenter.settings import Settings
+from callcenter.stats.refresher import RollupRefresher
+
+# Commits run on threads of their own, never on the shared pool of request threads: on SQLite a
+# request that wrote holds the process's write lock until its commit, and the writers queued
+# behind it may fill that pool, so a commit waiting there for a thread would never come.
+# A commit never waits on that lock itself, so these threads always make progress.
+COMMIT_THREADS = 4
+
+
+def commit_executor() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=COMMIT_THREADS, thread_name_prefix="db-commit")
 
 
 async def get_settings_dep(request: Request) -> Settings:
@@ -23,20 +35,34 @@ async def get_write_threads(request: Request) -> WriteThreads:
     return threads
 
 
+async def get_rollup_refresher(request: Request) -> RollupRefresher:
+    refresher: RollupRefresher = request.app.state.rollup_refresher
+    return refresher
+
+
 async def get_session(request: Request) -> AsyncIterator[Session]:
     """The request's unit of work: committed when the route succeeds, rolled back otherwise.
 
     A session connects at its first statement, so creating it here needs no worker thread; only
-    the commit (or rollback) runs in one. Every thread hop costs: routes are sync, in threads.
+    the commit (or rollback) runs in one, of the commit threads (see COMMIT_THREADS).
     """
     factory: sessionmaker[Session] = request.app.state.sessionmaker
+    executor: ThreadPoolExecutor = request.app.state.commit_executor
+    loop = asyncio.get_running_loop()
     session = factory()
     try:
         yield session
     except BaseException:
-        await run_in_threadpool(session.close)  # closing rolls back
+        await loop.run_in_executor(executor, session.close)  # closing rolls back
         raise
-    await run_in_threadpool(_commit_and_close, session)
+    await loop.run_in_executor(executor, _commit_and_close, session)
+
+
+async def release_connection(request: Request, session: Session) -> None:
+    """Ends the session's (read) transaction, so its pooled connection goes back before the
+    request waits for something else; the session connects again at its next statement."""
+    executor: ThreadPoolExecutor = request.app.state.commit_executor
+    await asyncio.get_running_loop().run_in_executor(executor, session.commit)
 
 
 def _commit_and_close(session: Session) -> None:
@@ -52,3 +78,4 @@ SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 # For a hot route that runs its whole unit of work on a write thread (see api.writes).
 WriteThreadsDep = Annotated[WriteThreads, Depends(get_write_threads)]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+RefresherDep = Annotated[RollupRefresher, Depends(get_rollup_refresher)]

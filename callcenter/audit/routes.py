@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
 
-from callcenter.api.auth import AdminUser, TokenUserId
+from callcenter.api.auth import AdminUser, TokenClaimsDep
 from callcenter.api.deps import SessionDep, SettingsDep
 from callcenter.audit import (
     changes,  # noqa: F401  (the change hook)
@@ -27,13 +27,13 @@ PERSONAL_READS: dict[str, tuple[str, str]] = {
 }
 
 
-async def bind_actor(session: SessionDep, user_id: TokenUserId) -> None:
+async def bind_actor(session: SessionDep, token: TokenClaimsDep) -> None:
     """Changes made in this request's session are logged as this user's."""
-    session.info["actor_id"] = user_id
+    session.info["actor_id"] = token.user_id
 
 
 async def record_personal_read(
-    request: Request, session: SessionDep, user_id: TokenUserId, settings: SettingsDep
+    request: Request, session: SessionDep, token: TokenClaimsDep, settings: SettingsDep
 ) -> None:
     """Log who read a caller's personal data, in the request's own transaction."""
     route = getattr(request.scope.get("route"), "path", "")
@@ -52,8 +52,12 @@ async def record_personal_read(
         action=action,
         entity=entity,
         entity_key=key,
-        actor_id=user_id,
-        details={"query": {k: v for k, v in request.query_params.items() if k != "token"}},
+        actor_id=token.user_id,
+        details={
+            "query": {
+                k: v for k, v in request.query_params.items() if k not in ("token", "access_token")
+            }
+        },
     )
 
 

@@ -1,31 +1,55 @@
 """GET /api/v1/live: call changes as server-sent events, for logged-in users.
 
 The bearer token comes in the Authorization header, or as ``?access_token=`` for browsers'
-EventSource, which cannot set headers. The user is checked with a short session of its own:
-a stream lasts hours and must not hold a pooled connection.
+EventSource, which cannot set headers (callcenter.logredact keeps it out of the access log).
+The user is checked with a short session of its own: a stream lasts hours and must not hold a
+pooled connection. The check is repeated every RECHECK_SECONDS: a user deactivated or logged
+out, or a token expired, gets an ``unauthorized`` event and the stream ends.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.orm import Session, sessionmaker
 
-from callcenter.api.auth import active_user, user_id_from_token
+from callcenter.api.auth import active_user, claims_from_token
 from callcenter.api.deps import SettingsDep
 from callcenter.calls.privacy import mask_fields, sees_number
+from callcenter.errors import CallCenterError
 from callcenter.live import InProcessBus, make_live_bus
-from callcenter.models import User
+from callcenter.models import Role
+from callcenter.users.security import TokenClaims
 
 router = APIRouter(prefix="/api/v1", tags=["live"])
 _bearer = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
 KEEPALIVE_SECONDS = 15.0
+RECHECK_SECONDS = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Viewer:
+    """Who holds the stream: the token it was opened with, and the role that decides masking."""
+
+    claims: TokenClaims
+    role: Role
+
+
+def _admitted(factory: sessionmaker[Session], claims: TokenClaims) -> Role:
+    if time.time() >= claims.expires:
+        raise CallCenterError("the token expired")
+    with factory() as session:
+        return active_user(session, claims).role
 
 
 def live_user(
@@ -33,11 +57,9 @@ def live_user(
     settings: SettingsDep,
     token: Annotated[str | None, Depends(_bearer)],
     access_token: str | None = None,
-) -> User:
-    user_id = user_id_from_token(token or access_token, settings)
-    factory: sessionmaker[Session] = request.app.state.sessionmaker
-    with factory() as session:
-        return active_user(session, user_id)
+) -> Viewer:
+    claims = claims_from_token(token or access_token, settings)
+    return Viewer(claims, _admitted(request.app.state.sessionmaker, claims))
 
 
 def live_bus(request: Request, settings: SettingsDep) -> InProcessBus:
@@ -52,21 +74,42 @@ def live_bus(request: Request, settings: SettingsDep) -> InProcessBus:
 @router.get("/live", response_class=StreamingResponse)
 async def live(
     request: Request,
-    user: Annotated[User, Depends(live_user)],
+    viewer: Annotated[Viewer, Depends(live_user)],
     bus: Annotated[InProcessBus, Depends(live_bus)],
 ) -> StreamingResponse:
+    factory: sessionmaker[Session] = request.app.state.sessionmaker
+
+    async def still_admitted() -> bool:
+        try:
+            await run_in_threadpool(_admitted, factory, viewer.claims)
+        except CallCenterError:
+            return False
+        return True
+
     async def events() -> AsyncIterator[str]:
+        loop = asyncio.get_running_loop()
         with bus.subscribe() as subscription:
             yield "retry: 2000\n: connected\n\n"
+            checked = quiet_since = loop.time()
             while not await request.is_disconnected():
-                try:
-                    message = await asyncio.wait_for(subscription.get(), KEEPALIVE_SECONDS)
-                except TimeoutError:
-                    yield ": keep-alive\n\n"
+                wait = min(KEEPALIVE_SECONDS, RECHECK_SECONDS) - (loop.time() - checked)
+                message = None
+                with contextlib.suppress(TimeoutError):
+                    message = await asyncio.wait_for(subscription.get(), max(wait, 0.0))
+                if loop.time() - checked >= RECHECK_SECONDS:
+                    if not await still_admitted():
+                        yield 'event: unauthorized\ndata: {"type":"unauthorized"}\n\n'
+                        return
+                    checked = loop.time()
+                if message is None:
+                    if loop.time() - quiet_since >= KEEPALIVE_SECONDS:
+                        quiet_since = loop.time()
+                        yield ": keep-alive\n\n"
                     continue
+                quiet_since = loop.time()
                 kind = message.get("type", "call")
-                if message.get("caller_id_private") and not sees_number(user.role):
-                    message = mask_fields(dict(message), user.role)  # shared: copied first
+                if message.get("caller_id_private") and not sees_number(viewer.role):
+                    message = mask_fields(dict(message), viewer.role)  # shared: copied first
                 yield f"event: {kind}\ndata: {json.dumps(message, ensure_ascii=False)}\n\n"
 
     return StreamingResponse(

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Response
 from pydantic import AwareDatetime
 from sqlalchemy import Connection, Row
 
-from callcenter.api.auth import CurrentUser, TokenUserId, admit
+from callcenter.api.auth import CurrentUser, TokenClaimsDep, admit
 from callcenter.api.deps import SessionDep, SettingsDep, WriteThreadsDep
 from callcenter.calls import callers, service
 from callcenter.calls.privacy import summary_for
@@ -23,7 +24,6 @@ from callcenter.calls.schemas import (
     IvrRunOut,
     NumberOut,
 )
-from callcenter.db import AnyRow
 from callcenter.errors import InvalidInput
 from callcenter.ivr.stats import run_of
 from callcenter.models import Call, Outcome, Role
@@ -128,7 +128,7 @@ def get_call(
 async def classify_call(
     call_id: Annotated[int, Path(ge=1)],
     body: ClassificationIn,
-    user_id: TokenUserId,
+    token: TokenClaimsDep,
     writes: WriteThreadsDep,
     settings: SettingsDep,
     response: Response,
@@ -146,8 +146,8 @@ async def classify_call(
         return service.classify_call(
             connection,
             call_id=call_id,
-            user_id=user_id,
-            admit=admit_operator,
+            user_id=token.user_id,
+            admit=partial(admit, minimum=Role.operator, token=token),
             classification=body.classification,
             reason=body.reason,
             note=body.note,
@@ -158,10 +158,6 @@ async def classify_call(
     call = await writes.run(classify)
     response.headers["ETag"] = etag(call)
     return CallSummary.model_validate(call)
-
-
-def admit_operator(user: AnyRow | None) -> None:
-    admit(user, Role.operator)
 
 
 @callers_router.get("/{number}")

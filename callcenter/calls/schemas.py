@@ -136,6 +136,7 @@ class CallDetail(CallSummary):
     hangup_cause: int | None
     hangup_cause_txt: str | None
     transferred_to: str | None
+    transferred_at: datetime | None
     gap: bool
     created_at: datetime
     updated_at: datetime

@@ -215,6 +215,7 @@ _SELECT_USER_AND_CALL = (
     select(
         USERS.c.active,
         USERS.c.role,
+        USERS.c.token_generation,
         CALLS.c.id.label("call_id"),
         CALLS.c.version,
         CALLS.c.classification,

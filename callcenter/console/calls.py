@@ -6,6 +6,7 @@ on the page it came from, with the call read again, never as a JSON body.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Path, Request
@@ -13,11 +14,11 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import Connection, Row
 from sqlalchemy.orm import Session
 
+from callcenter.api.auth import admit
 from callcenter.api.deps import SessionDep, SettingsDep, WriteThreadsDep
 from callcenter.callbacks import service as callbacks
 from callcenter.calls import callers
 from callcenter.calls import service as calls
-from callcenter.calls.routes import admit_operator
 from callcenter.console import web
 from callcenter.console.web import ConsoleSession, OperatorPage, OperatorPost
 from callcenter.db import utcnow
@@ -25,7 +26,7 @@ from callcenter.errors import CallCenterError, Conflict, NotFound
 from callcenter.incidents import agencies
 from callcenter.incidents import service as incidents
 from callcenter.incidents.followup import NEXT, FollowUp
-from callcenter.models import Classification
+from callcenter.models import Classification, Role
 from callcenter.settings import Settings
 
 router = APIRouter(prefix=web.PREFIX, include_in_schema=False)
@@ -129,7 +130,7 @@ async def classify(
             connection,
             call_id=call_id,
             user_id=console.user.id,
-            admit=admit_operator,
+            admit=partial(admit, minimum=Role.operator),
             classification=classification,
             reason=reason or None,
             note=note.strip() or None,

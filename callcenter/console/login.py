@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy.orm import Session, sessionmaker
 
-from callcenter.api.deps import SettingsDep
+from callcenter.api.auth import authenticate
+from callcenter.api.deps import SettingsDep, WriteThreadsDep
 from callcenter.console import i18n, web
 from callcenter.console.web import OperatorPost
-from callcenter.errors import Unauthorized
-from callcenter.users import service
+from callcenter.errors import TooManyRequests, Unauthorized
+from callcenter.users import service as users
 
 router = APIRouter(prefix=web.PREFIX, include_in_schema=False)
 
@@ -40,40 +40,33 @@ def login_form(request: Request, expired: bool = False) -> HTMLResponse:
 
 
 @router.post("/login")
-def login(
+async def login(
     request: Request,
     settings: SettingsDep,
+    writes: WriteThreadsDep,
     username: Annotated[str, Form()] = "",
     password: Annotated[str, Form()] = "",
     csrf: Annotated[str, Form()] = "",
 ) -> Response:
     web.check_login_csrf(request, csrf)
-    factory: sessionmaker[Session] = request.app.state.sessionmaker
-    with factory() as session:
-        try:
-            # The API's own check: the same accounts, roles and lockout.
-            user = service.authenticate(
-                session,
-                username=username,
-                password=password,
-                max_failures=settings.login_max_failures,
-                lockout=timedelta(seconds=settings.login_lockout_seconds),
-            )
-        except Unauthorized as exc:
-            session.commit()  # a refused login still counts towards the lockout
-            locked = "too many" in exc.message
-            return _login_page(request, "locked" if locked else "login_failed", 401)
-        session.commit()
-        token = web.new_session_token(user, settings)
-        home = web.home_of(user)
-    response = RedirectResponse(home, status_code=303)
+    try:
+        # The API's own check: the same accounts, roles, limits and lockout.
+        user = await authenticate(request, settings, writes, username=username, password=password)
+    except TooManyRequests:
+        return _login_page(request, "locked", 429)
+    except Unauthorized:
+        return _login_page(request, "login_failed", 401)
+    token = web.new_session_token(user, settings)
+    response = RedirectResponse(web.home_of(user), status_code=303)
     web.set_session_cookie(response, request, token, settings.token_ttl_minutes)
     response.delete_cookie(web.LOGIN_CSRF_COOKIE, path=web.PREFIX)
     return response
 
 
 @router.post("/logout")
-def logout(_console: OperatorPost) -> Response:
+async def logout(console: OperatorPost, writes: WriteThreadsDep) -> Response:
+    # Every token of the user ends here, as the API's log-out does: a copied cookie is useless.
+    await writes.run(partial(users.revoke_tokens, user_id=console.user.id))
     response = RedirectResponse(f"{web.PREFIX}/login", status_code=303)
     response.delete_cookie(web.SESSION_COOKIE, path=web.PREFIX)
     return response

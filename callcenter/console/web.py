@@ -24,10 +24,11 @@ from fastapi.templating import Jinja2Templates
 from callcenter.api.auth import admit
 from callcenter.api.deps import SessionDep, SettingsDep
 from callcenter.console import formats, i18n
+from callcenter.db import AnyRow
 from callcenter.errors import Forbidden, Unauthorized
 from callcenter.models import Role, User
 from callcenter.settings import Settings
-from callcenter.users.security import issue_token, read_token
+from callcenter.users.security import issue_token, read_token_claims
 
 SESSION_COOKIE = "siaga112_session"
 LANG_COOKIE = "siaga112_lang"
@@ -65,11 +66,12 @@ def csrf_for(token: str, settings: Settings) -> str:
     return hmac.new(key.digest(), token.encode(), hashlib.sha256).hexdigest()
 
 
-def new_session_token(user: User, settings: Settings) -> str:
+def new_session_token(user: User | AnyRow, settings: Settings) -> str:
     return issue_token(
         user_id=user.id,
         secret=settings.token_secret.get_secret_value(),
         ttl=timedelta(minutes=settings.token_ttl_minutes),
+        generation=user.token_generation,
     )
 
 
@@ -108,12 +110,12 @@ def _session(request: Request, session: SessionDep, settings: SettingsDep) -> Co
     if not token:
         raise LoginRequired
     try:
-        user_id = read_token(token, secret=settings.token_secret.get_secret_value())
+        claims = read_token_claims(token, secret=settings.token_secret.get_secret_value())
     except Unauthorized as exc:
         raise LoginRequired(expired=True) from exc
-    user = session.get(User, user_id)
+    user = session.get(User, claims.user_id)
     try:
-        admit(user, Role.operator)
+        admit(user, Role.operator, claims)  # a revoked token (log-out, role change) too
     except Unauthorized as exc:
         raise LoginRequired(expired=True) from exc
     assert user is not None
@@ -201,7 +203,7 @@ def render(
     return templates.TemplateResponse(request, name, {**base, **context}, status_code=status_code)
 
 
-def home_of(user: User) -> str:
+def home_of(user: User | AnyRow) -> str:
     if user.role is Role.admin:
         return f"{PREFIX}/admin"
     if user.role is Role.supervisor:

@@ -22,11 +22,15 @@ def alembic_config(engine: Engine) -> Config:
     return config
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
+def upgrade(engine: Engine, revision: str = "head", *, lock_timeout: str = "5s") -> None:
+    """Each migration in a transaction of its own (migrations/env.py); on PostgreSQL one that
+    waits longer than ``lock_timeout`` for a lock fails, and those before it stay applied."""
     config = alembic_config(engine)
-    with engine.begin() as connection:
+    config.attributes["lock_timeout"] = lock_timeout
+    with engine.connect() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
+        connection.commit()
 
 
 def upgrade_and_seed(engine: Engine, settings: Settings) -> list[str]:
@@ -54,6 +58,6 @@ def is_at_head(engine: Engine) -> bool:
 def check(engine: Engine) -> None:
     """Raise if the models and the migrations disagree (`alembic check`)."""
     config = alembic_config(engine)
-    with engine.begin() as connection:
+    with engine.connect() as connection:
         config.attributes["connection"] = connection
         command.check(config)

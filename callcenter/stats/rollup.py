@@ -2,9 +2,11 @@
 
 Each refresh looks for calls whose ``updated_at`` passed the stored watermark, and rebuilds
 every local day they fall in, straight from the calls table. Calls changed in the safety window
-just before the watermark are re-checked through a fingerprint (count, id and version sums), so
-a transaction that committed after a refresh but stamped an earlier time is still counted.
-When nothing changed, a refresh costs two indexed look-ups.
+just before the watermark are re-checked through a fingerprint (count, id, version and changes
+sums), so a transaction that committed after a refresh but stamped an earlier time is still
+counted. When nothing changed, a refresh costs two indexed look-ups. ``refresh_in_snapshot``
+runs a refresh from one consistent snapshot (on PostgreSQL, REPEATABLE READ): what it rebuilds
+and the fingerprint it stores describe the same calls.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
+    Engine,
     Integer,
     String,
     case,
@@ -294,22 +297,25 @@ def _days_of_hours(hour_numbers: Iterable[int], tz: ZoneInfo) -> set[int]:
     return found
 
 
-def _fingerprint(session: Session, since: datetime | None) -> str:
+def _fingerprint(session: Session, since: datetime | None, until: datetime | None = None) -> str:
     """What the calls changed since ``since`` look like: any new write changes it.
 
-    A new call changes the count, an ORM update the version sum, and any update (also a Core
-    UPDATE that leaves the version alone) the latest updated_at.
+    A new call changes the count, an operator's tag the version sum, and an AMI listener's
+    update the changes sum, whatever time it was stamped with.
     """
     query = select(
         func.count(),
         func.coalesce(func.sum(Call.id), 0),
         func.coalesce(func.sum(Call.version), 0),
+        func.coalesce(func.sum(Call.changes), 0),
         func.max(Call.updated_at),
     )
     if since is not None:
         query = query.where(Call.updated_at > since)
-    count, ids, versions, latest = session.execute(query).one()
-    return f"{count}:{ids}:{versions}:{latest.isoformat() if latest else ''}"
+    if until is not None:
+        query = query.where(Call.updated_at <= until)
+    count, ids, versions, changes, latest = session.execute(query).one()
+    return f"{count}:{ids}:{versions}:{changes}:{latest.isoformat() if latest else ''}"
 
 
 def _unchanged(
@@ -319,6 +325,31 @@ def _unchanged(
         return False
     # Any call changed since (new, or updated again) changes the count or the version sum.
     return state.fingerprint == _fingerprint(session, state.watermark - safety)
+
+
+def refresh_in_snapshot(engine: Engine, *, timezone: str, safety: timedelta) -> int:
+    """``refresh`` in a transaction of its own that reads one snapshot of the calls table.
+
+    Under READ COMMITTED each statement sees the commits made before it: a call re-tagged
+    between the search for changed calls and the fingerprint would be in the fingerprint but
+    never rebuilt. PostgreSQL: the refresh lock is taken first (at session level), then a
+    REPEATABLE READ transaction begins, so its snapshot also holds the previous refresher's
+    work. SQLite: the transaction takes the write lock before reading (see _lock).
+    """
+    if engine.dialect.name != "postgresql":
+        with Session(engine) as session, session.begin():
+            return refresh(session, timezone=timezone, safety=safety)
+    key = {"key": _LOCK_KEY}
+    with engine.connect() as connection:
+        connection.execute(text("SELECT pg_advisory_lock(:key)"), key)
+        connection.commit()  # the session-level lock stays; the next transaction is new
+        try:
+            snapshot = connection.execution_options(isolation_level="REPEATABLE READ")
+            with Session(bind=snapshot) as session, session.begin():
+                return refresh(session, timezone=timezone, safety=safety)
+        finally:
+            connection.execute(text("SELECT pg_advisory_unlock(:key)"), key)
+            connection.commit()
 
 
 def refresh(session: Session, *, timezone: str, safety: timedelta) -> int:
@@ -341,6 +372,12 @@ def refresh(session: Session, *, timezone: str, safety: timedelta) -> int:
         for model in (*rollups, MonthlyPrankCaller):
             session.execute(delete(model))
     since = None if state.watermark is None else state.watermark - safety
+    if state.watermark is not None and state.fingerprint == _fingerprint(
+        session, since, state.watermark
+    ):
+        # Nothing arrived late in the safety window: only calls changed since the watermark
+        # (the listener keeps changing today's calls: today alone, not every day of the window).
+        since = state.watermark
 
     hour = _hour_number(session)
     query = select(hour, func.max(Call.updated_at)).group_by(hour)

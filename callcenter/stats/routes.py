@@ -1,24 +1,27 @@
 """Statistics and monthly reports over REST, for supervisors and admins.
 
-Every request first brings the rollups up to date (cheap when no call changed), then reads them.
+Every request first waits until the rollups include every commit made before it (the refresher
+thread does the work, once for all readers waiting: a reader takes no write lock), then reads.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
 from datetime import date, timedelta
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel
 
 from callcenter.api.auth import SupervisorUser
-from callcenter.api.deps import SessionDep, SettingsDep
+from callcenter.api.deps import RefresherDep, SessionDep, SettingsDep, release_connection
 from callcenter.errors import InvalidInput
 from callcenter.ivr.stats import IvrDay, IvrFigures, ivr_days
 from callcenter.models import Role, User
 from callcenter.notify.stats import RESPONSE_COLUMNS, recap_rows
-from callcenter.stats import queries, report, rollup, tables
+from callcenter.stats import queries, report, tables
 from callcenter.stats.schemas import (
     AnswerTimes,
     AnswerTimesReport,
@@ -39,17 +42,30 @@ MAX_DAYS = 3700
 MAX_HOURLY_DAYS = 400
 
 
-def fresh_rollups(user: SupervisorUser, session: SessionDep, settings: SettingsDep) -> User:
-    """The statistics user, after the rollups caught up with the calls table."""
-    rollup.refresh(
-        session,
-        timezone=settings.timezone,
-        safety=timedelta(seconds=settings.stats.refresh_safety_seconds),
-    )
-    return user
+# Statistics queries running at once in one process. More would only take turns on the GIL
+# with the write threads (operators' tags) and the refresher, and hold pooled connections.
+CONCURRENT_QUERIES = 4
 
 
-StatsUser = Annotated[User, Depends(fresh_rollups)]
+async def fresh_rollups(
+    user: SupervisorUser, session: SessionDep, refresher: RefresherDep, request: Request
+) -> AsyncIterator[User]:
+    """The statistics user, after the rollups caught up with the calls table; the route runs
+    while this holds one of CONCURRENT_QUERIES slots.
+
+    The connection that read the user goes back to the pool first: eighty readers waiting for
+    a refresh must not hold the connections the refresh (and everyone else) needs.
+    """
+    await release_connection(request, session)
+    await refresher.fresh()
+    slots: asyncio.Semaphore | None = getattr(request.app.state, "stats_slots", None)
+    if slots is None:
+        slots = request.app.state.stats_slots = asyncio.Semaphore(CONCURRENT_QUERIES)
+    async with slots:
+        yield user
+
+
+StatsUser = Annotated[User, Depends(fresh_rollups, scope="function")]
 
 
 def date_range(

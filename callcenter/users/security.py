@@ -6,6 +6,7 @@ import hashlib
 import time
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
+from typing import NamedTuple
 
 import jwt
 from argon2 import PasswordHasher
@@ -24,10 +25,13 @@ def hash_password(password: str) -> str:
 
 
 def verify_password(password_hash: str | None, password: str) -> bool:
+    """Whether ``password`` matches; with no hash (no such user) the dummy hash is checked, so
+    the answer takes as long as for a real user."""
     try:
-        return _hasher.verify(password_hash or _DUMMY_HASH, password) and bool(password_hash)
+        matches = _hasher.verify(password_hash or _DUMMY_HASH, password)
     except (VerificationError, InvalidHashError):
         return False
+    return matches and bool(password_hash)
 
 
 @lru_cache(maxsize=8)
@@ -37,37 +41,49 @@ def signing_key(secret: str) -> bytes:
     return hashlib.sha256(b"siaga112-token-key:" + secret.encode()).digest()
 
 
-def issue_token(*, user_id: int, secret: str, ttl: timedelta, now: datetime | None = None) -> str:
+class TokenClaims(NamedTuple):
+    user_id: int
+    generation: int  # the user's token_generation when issued: a raised one revokes the token
+    expires: float  # Unix time
+
+
+def issue_token(
+    *, user_id: int, secret: str, ttl: timedelta, generation: int = 0, now: datetime | None = None
+) -> str:
     now = now or datetime.now(UTC)
-    claims = {"sub": str(user_id), "iat": now, "exp": now + ttl}
+    claims = {"sub": str(user_id), "gen": generation, "iat": now, "exp": now + ttl}
     return jwt.encode(claims, signing_key(secret), algorithm=_ALGORITHM)
 
 
 def read_token(token: str, *, secret: str) -> int:
-    """The user id in a valid, unexpired token; Unauthorized otherwise.
+    """The user id in a valid, unexpired token; Unauthorized otherwise."""
+    return read_token_claims(token, secret=secret).user_id
+
+
+def read_token_claims(token: str, *, secret: str) -> TokenClaims:
+    """The claims of a valid, unexpired token; Unauthorized otherwise.
 
     A token verified once is remembered with its expiry (checking a signature and decoding the
     claims is a tenth of an API request's CPU, and an operator sends the same token all shift).
     """
     key = (secret, token)
     if (known := _verified.get(key)) is not None:
-        user_id, expires = known
-        if time.time() < expires:
-            return user_id
+        if time.time() < known.expires:
+            return known
         _verified.pop(key, None)
     try:
-        claims = jwt.decode(
+        decoded = jwt.decode(
             token, signing_key(secret), algorithms=[_ALGORITHM], options={"require": ["exp"]}
         )
-        user_id = int(claims["sub"])
-    except (jwt.PyJWTError, KeyError, ValueError) as exc:
+        claims = TokenClaims(int(decoded["sub"]), int(decoded.get("gen", 0)), float(decoded["exp"]))
+    except (jwt.PyJWTError, KeyError, ValueError, TypeError) as exc:
         raise Unauthorized("invalid or expired token") from exc
     if len(_verified) >= _VERIFIED_MAX:
         _verified.clear()  # a rare, cheap reset beats an LRU's per-request bookkeeping
-    _verified[key] = (user_id, float(claims["exp"]))
-    return user_id
+    _verified[key] = claims
+    return claims
 
 
-# (secret, token) -> (user id, expiry as a Unix time), for tokens whose signature checked out.
-_verified: dict[tuple[str, str], tuple[int, float]] = {}
+# (secret, token) -> its claims, for tokens whose signature checked out.
+_verified: dict[tuple[str, str], TokenClaims] = {}
 _VERIFIED_MAX = 10_000

@@ -1,16 +1,14 @@
-"""Users and logins. Keyword-only service functions; the caller's session commits."""
+"""Users and their tokens (logging in: users.login). The caller's session commits."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
-from sqlalchemy import select
+from sqlalchemy import Connection, delete, select, update
 from sqlalchemy.orm import Session
 
-from callcenter.db import utcnow
-from callcenter.errors import Conflict, InvalidInput, NotFound, Unauthorized
-from callcenter.models import Role, User
-from callcenter.users.security import hash_password, verify_password
+from callcenter.errors import Conflict, InvalidInput, NotFound
+from callcenter.models import LoginFailure, Role, User
+from callcenter.users import login
+from callcenter.users.security import hash_password
 
 MIN_PASSWORD_LENGTH = 8
 
@@ -54,32 +52,6 @@ def get_user(session: Session, *, user_id: int) -> User:
     return user
 
 
-def authenticate(
-    session: Session, *, username: str, password: str, max_failures: int, lockout: timedelta
-) -> User:
-    """The user for these credentials. Repeated failures lock the account for a while.
-
-    Failures are counted in the caller's transaction, which must commit even when this raises.
-    """
-    user = session.scalar(select(User).where(User.username == username).with_for_update())
-    now = utcnow()
-    if user is not None and user.locked_until is not None and user.locked_until > now:
-        verify_password(None, password)  # same cost as a real check
-        raise Unauthorized("too many failed logins: try again later")
-    if user is None or not verify_password(user.password_hash, password):
-        if user is not None:
-            user.failed_logins += 1
-            if user.failed_logins >= max_failures:
-                user.locked_until = now + lockout
-                user.failed_logins = 0
-        raise Unauthorized("wrong username or password")
-    if not user.active:
-        raise Unauthorized("this user is disabled")
-    user.failed_logins = 0
-    user.locked_until = None
-    return user
-
-
 def list_users(session: Session) -> list[User]:
     return list(session.scalars(select(User).order_by(User.username)))
 
@@ -105,14 +77,15 @@ def update_user(
     )
     if stops_being_admin and _active_admins(session) <= 1:
         raise Conflict("this is the last active admin: make another admin first")
+    if (role is not None and role is not user.role) or (active is not None and not active):
+        user.token_generation += 1  # tokens issued for the old role (or account) stop working
     if role is not None:
         user.role = role
     if active is not None:
         user.active = active
         if active:
             # Re-enabled: start from a clean slate rather than a stale lockout.
-            user.failed_logins = 0
-            user.locked_until = None
+            session.execute(delete(LoginFailure).where(LoginFailure.username == user.username))
     if display_name is not None:
         user.display_name = display_name
     if queue_member_name is not None:
@@ -121,6 +94,13 @@ def update_user(
         user.queue_member_interface = queue_member_interface or None
     session.flush()
     return user
+
+
+def revoke_tokens(connection: Connection, *, user_id: int) -> None:
+    """Every token issued to the user so far stops working (log-out)."""
+    connection.execute(
+        update(User).where(User.id == user_id).values(token_generation=User.token_generation + 1)
+    )
 
 
 def _active_admins(session: Session) -> int:
@@ -137,8 +117,8 @@ def set_password(session: Session, *, user_id: int, password: str) -> User:
         raise InvalidInput(f"password must be at least {MIN_PASSWORD_LENGTH} characters")
     user = get_user(session, user_id=user_id)
     user.password_hash = hash_password(password)
-    user.failed_logins = 0
-    user.locked_until = None
+    # A clean slate for the lockout, which counts failures by name (users.login).
+    login.record_success(session.connection(), username=user.username)
     session.flush()
     return user
 

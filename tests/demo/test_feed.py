@@ -7,17 +7,18 @@ import re
 import time
 from datetime import timedelta
 
+from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from callcenter.ami.fake_server import Chunk, FakeAsterisk, coalesce
 from callcenter.ami.runtime import AmiRuntime
+from callcenter.app import create_app
 from callcenter.commands import demo
 from callcenter.db import utcnow
 from callcenter.demo import accounts, feed
 from callcenter.models import Call, Outcome, User
 from callcenter.settings import Settings
-from callcenter.users.service import authenticate
 
 
 def uniqueids(chunks: list[Chunk]) -> set[bytes]:
@@ -75,17 +76,16 @@ def test_the_demo_accounts_log_in_with_the_printed_passwords(settings: Settings)
     assert demo.prepare(settings) == created  # a second start keeps them
     from callcenter.db import make_engine, make_sessionmaker
 
+    with TestClient(create_app(settings)) as client:
+        for account in accounts.ACCOUNTS:
+            response = client.post(
+                "/api/v1/auth/token",
+                data={"username": account.username, "password": account.password},
+            )
+            assert response.status_code == 200, response.text
+            assert response.json()["role"] == account.role.value
     engine = make_engine(settings.resolved_database_url)
     with make_sessionmaker(engine)() as session:
-        for account in accounts.ACCOUNTS:
-            user = authenticate(
-                session,
-                username=account.username,
-                password=account.password,
-                max_failures=5,
-                lockout=timedelta(minutes=5),
-            )
-            assert user.role is account.role
         operators = session.scalars(select(User).where(User.queue_member_interface.is_not(None)))
         assert {u.queue_member_interface for u in operators} == {"PJSIP/op1", "PJSIP/op2"}
     engine.dispose()

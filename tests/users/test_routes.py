@@ -96,7 +96,11 @@ def test_admin_changes_role_disables_and_reenables(
     assert _token(client, "maria", PASSWORD) == 401
     enabled = client.patch(f"/api/v1/users/{maria}", json={"active": True}, headers=admin)
     assert enabled.json()["active"] is True
-    assert client.get("/api/v1/users/me", headers=operator).json()["role"] == "supervisor"
+    # Tokens issued before the role change and the deactivation stay revoked; a new one works.
+    assert client.get("/api/v1/users/me", headers=operator).status_code == 401
+    token = client.post("/api/v1/auth/token", data={"username": "maria", "password": PASSWORD})
+    again = {"Authorization": f"Bearer {token.json()['access_token']}"}
+    assert client.get("/api/v1/users/me", headers=again).json()["role"] == "supervisor"
     listed = client.get("/api/v1/users", headers=admin).json()
     assert "maria" in [u["username"] for u in listed]
 

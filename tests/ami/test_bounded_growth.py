@@ -1,0 +1,106 @@
+"""What the listener keeps in memory or asks for on every tick stays bounded (issue 18, item 10):
+the caller-id cache, the spool's length, the live bus's wake-ups."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from callcenter.ami import store as store_module
+from callcenter.ami.spool import Spool
+from callcenter.ami.store import Batch, CallStore
+from callcenter.ami.tracker import CallState
+from callcenter.live import InProcessBus
+from callcenter.models import Caller
+
+
+def test_the_caller_id_cache_is_bounded_and_counts_stay_right(
+    session_factory: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_module, "MAX_CACHED_CALLERS", 10)
+    store = CallStore(session_factory, pbx="bounded")
+    start = datetime(2025, 5, 1, 1, 0, tzinfo=UTC)
+    for round_ in range(2):  # the second round meets numbers the cache has forgotten
+        batch = Batch()
+        for n in range(50):
+            batch.add(
+                None,
+                CallState(
+                    uniqueid=f"1700000000.{round_}{n:03d}",
+                    linkedid=f"1700000000.{round_}{n:03d}",
+                    channel="PJSIP/trunk",
+                    started_at=start + timedelta(minutes=n),
+                    last_event_at=start + timedelta(minutes=n),
+                    caller_id_raw=f"08123456{n:04d}",
+                ),
+            )
+        store.write(batch)
+        assert len(store._caller_ids) <= 10
+    with session_factory() as session:
+        assert session.scalar(select(func.count()).select_from(Caller)) == 50
+        assert set(session.scalars(select(Caller.call_count))) == {2}
+
+
+def test_the_spool_length_is_counted_not_listed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spool = Spool(tmp_path / "spool", 1 << 20)
+    state = CallState(
+        uniqueid="1.1",
+        linkedid="1.1",
+        channel="PJSIP/trunk",
+        started_at=datetime(2025, 5, 1, tzinfo=UTC),
+        last_event_at=datetime(2025, 5, 1, tzinfo=UTC),
+    )
+    for _ in range(3):
+        batch = Batch()
+        batch.add(None, state)
+        spool.append(batch)
+    listings = 0
+    real = Spool._files
+
+    def counted(self: Spool) -> list[Path]:
+        nonlocal listings
+        listings += 1
+        return real(self)
+
+    monkeypatch.setattr(Spool, "_files", counted)
+    assert [len(spool) for _ in range(1000)] == [3] * 1000
+    assert listings == 0  # an idle tick asks this: no directory listing each time
+    for path, _ in list(spool.pending()):
+        spool.done(path)
+    assert len(spool) == 0
+    assert len(Spool(tmp_path / "spool", 1 << 20)) == 0
+
+
+def test_the_bus_wakes_a_watcher_once_per_batch() -> None:
+    bus = InProcessBus()
+    wake_ups = 0
+
+    async def scenario() -> list[dict[str, Any]]:
+        nonlocal wake_ups
+        loop = asyncio.get_running_loop()
+        with bus.subscribe() as subscription:
+
+            class Counting:
+                def call_soon_threadsafe(self, *args: Any) -> Any:
+                    nonlocal wake_ups
+                    wake_ups += 1
+                    return loop.call_soon_threadsafe(*args)
+
+            subscription.loop = Counting()  # type: ignore[assignment]
+            publisher = threading.Thread(target=bus.publish, args=([{"n": n} for n in range(100)],))
+            publisher.start()
+            await asyncio.to_thread(publisher.join)
+            return [await subscription.get() for _ in range(100)]
+
+    received = asyncio.run(scenario())
+    assert received == [{"n": n} for n in range(100)]
+    assert wake_ups == 1

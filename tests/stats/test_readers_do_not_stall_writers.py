@@ -1,0 +1,78 @@
+"""Statistics readers never hold up each other, a tag or the listener (issue 18, item 1).
+
+Before: each statistics request refreshed the rollups in a dependency on a request thread, took
+the write lock (SQLite) or the refresh lock (PostgreSQL) there, and released it at a commit that
+needed another request thread. With every request thread taken by readers waiting on that lock,
+nobody could commit: the readers and an operator's tag waited until the pool timed out.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, wait
+from typing import Any
+
+import anyio.to_thread
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session, sessionmaker
+
+from callcenter.models import Classification, Role
+from tests.builders import make_call
+from tests.conftest import LoginFn
+
+READERS = 6
+REQUEST_THREADS = 2  # fewer than the readers: the shape of 80 readers on 40 threads
+
+
+def _set_request_threads(client: TestClient, tokens: int) -> None:
+    def set_tokens() -> None:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = tokens
+
+    assert client.portal is not None
+    client.portal.call(set_tokens)
+
+
+def test_readers_after_a_change_never_wait_on_a_lock_held_for_a_request_thread(
+    client: TestClient, login: LoginFn, session_factory: sessionmaker[Session]
+) -> None:
+    with session_factory.begin() as session:
+        call_id = make_call(session, classification=Classification.prank).id
+    supervisor = login(Role.supervisor)
+    operator = login(Role.operator)
+    summary = "/api/v1/stats/summary?from=2025-01-01&to=2025-12-31"
+    assert client.get(summary, headers=supervisor).status_code == 200  # rollups built once
+    retag = client.put(
+        f"/api/v1/calls/{call_id}/classification",
+        json={"classification": "emergency"},
+        headers=operator,
+    )
+    assert retag.status_code == 200, retag.text
+
+    _set_request_threads(client, REQUEST_THREADS)
+    requests: list[Callable[[], Any]] = [
+        lambda: client.get(summary, headers=supervisor) for _ in range(READERS)
+    ]
+    requests.append(
+        lambda: client.put(
+            f"/api/v1/calls/{call_id}/classification",
+            json={"classification": "prank", "reason": "child_playing"},
+            headers=operator,
+        )
+    )
+    start = threading.Barrier(len(requests))
+
+    def send(request: Callable[[], Any]) -> Any:
+        start.wait()
+        return request()
+
+    with ThreadPoolExecutor(max_workers=len(requests)) as pool:
+        futures = [pool.submit(send, request) for request in requests]
+        _done, stalled = wait(futures, timeout=20)
+        if stalled:
+            _set_request_threads(client, 40)  # let the stalled requests finish before failing
+        statuses = [future.result().status_code for future in futures]
+    assert not stalled, f"{len(stalled)} of {len(futures)} requests stalled"
+    assert statuses == [200] * len(requests)
+    figures = client.get(summary, headers=supervisor).json()
+    assert figures["by_classification"]["prank"] == 1, figures
