@@ -23,7 +23,16 @@ from callcenter.models import User
 AUDITED: dict[type[Any], tuple[str, frozenset[str]]] = {
     User: (
         "user",
-        frozenset({"failed_logins", "locked_until", "updated_at", "created_at", "password_hash"}),
+        frozenset(
+            {
+                "failed_logins",
+                "locked_until",
+                "updated_at",
+                "created_at",
+                "password_hash",
+                "token_generation",
+            }
+        ),
     ),
     Incident: ("incident", frozenset({"updated_at", "created_at"})),
     Agency: ("agency", frozenset({"updated_at", "created_at"})),

@@ -37,10 +37,13 @@ def register(subparsers: Any) -> None:
         "serve", help="run the backend: REST API (+ AMI listener and FastAGI server when enabled)"
     )
     parser.add_argument(
-        "--host", default="127.0.0.1", help="address of the API (default %(default)s)"
+        "--host", default="127.0.0.1", help="address the API listens on (default %(default)s)"
     )
     parser.add_argument(
-        "--port", type=int, default=8000, help="port of the API (default %(default)s; 0: any)"
+        "--port",
+        type=int,
+        default=8000,
+        help="port the API listens on (default %(default)s; 0: any free port)",
     )
     parser.add_argument(
         "--workers",

@@ -157,7 +157,11 @@ def test_a_withheld_number_reaches_a_supervisor_masked(
         if isinstance(bus, PostgresBus):
             wait_for(bus.listening.is_set, "LISTEN active")
         bus.publish([message])
-        got = next(json.loads(line[6:]) for line in lines if line.startswith("data: "))
+        got = next(
+            data
+            for data in (json.loads(line[6:]) for line in lines if line.startswith("data: "))
+            if data.get("type") != "resync"  # PostgreSQL's bus says resync after each LISTEN
+        )
     assert got["caller_id_private"] is True
     assert (got["caller_id_raw"], got["caller_e164"]) == ("******234", "+*******234")
     assert message["caller_id_raw"] == "038821234"

@@ -14,8 +14,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from callcenter.console import web
 from callcenter.db import utcnow
-from callcenter.models import Call, Classification, Role, User
+from callcenter.models import Call, Classification, LoginFailure, Role, User
 from callcenter.settings import Settings
+from callcenter.users.login import username_key
 from callcenter.users.security import issue_token
 from tests.builders import PASSWORD, make_call, make_user
 
@@ -89,14 +90,16 @@ def test_a_wrong_password_is_refused_and_the_api_lockout_applies(
         "/console/login",
         data={"username": operator, "password": PASSWORD, "csrf": csrf_in(form.text)},
     )
-    assert response.status_code == 401
+    assert response.status_code == 429  # as the API answers a locked name
     assert "Terlalu banyak percobaan" in response.text
     with session_factory() as session:
-        user = session.scalars(select(User).where(User.username == operator)).one()
-        assert user.locked_until is not None
+        locked = session.get(LoginFailure, username_key(operator))
+        assert locked is not None
+        assert locked.locked_until is not None
     # The API says the same for this account.
     api = client.post("/api/v1/auth/token", data={"username": operator, "password": PASSWORD})
-    assert api.status_code == 401
+    assert api.status_code == 429
+    assert "Retry-After" in api.headers
 
 
 def test_login_without_its_csrf_token_is_refused(

@@ -10,7 +10,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from callcenter.models import Role, User
+from callcenter.models import LoginFailure, Role, User
+from callcenter.users.login import username_key
 from callcenter.users.security import verify_password
 
 SCRIPT = str(Path(sys.executable).parent / "callcenter")
@@ -170,7 +171,7 @@ def test_list_users_and_reset_a_password(
     assert login.status_code == 200, login.text
     with session_factory() as session:
         user = session.scalars(select(User).where(User.username == "andi")).one()
-        assert user.failed_logins == 0
+        assert session.get(LoginFailure, username_key("andi")) is None  # the lockout is cleared
         assert not verify_password(PASSWORD, user.password_hash)
 
     unknown = subprocess.run(
