@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from callcenter.ami.listener import Listener
 from callcenter.ami.spool import Spool
-from callcenter.ami.store import CallStore, normalise_cached
+from callcenter.ami.store import CallStore, int4_or_none, normalise_cached
 from callcenter.ami.tracker import CallState
 from callcenter.db import make_engine, make_sessionmaker
 from callcenter.gc_tuning import tune_for_throughput
@@ -35,14 +35,14 @@ def live_message(state: CallState, *, pbx: str, region: str) -> dict[str, Any]:
         "caller_id_name": state.caller_id_name,
         "caller_e164": normalise_cached(state.caller_id_raw, region).e164,
         "queue": state.queue,
-        "queue_position": state.queue_position,
+        "queue_position": int4_or_none(state.queue_position),
         "operator": state.operator,
         "started_at": iso(state.started_at),
         "queued_at": iso(state.queued_at),
         "answered_at": iso(state.answered_at),
         "ended_at": iso(state.ended_at),
-        "wait_seconds": state.wait_seconds,
-        "talk_seconds": state.talk_seconds,
+        "wait_seconds": int4_or_none(state.wait_seconds),
+        "talk_seconds": int4_or_none(state.talk_seconds),
         "ended_by": state.ended_by,
         "gap": state.gap,
     }
