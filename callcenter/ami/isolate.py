@@ -18,7 +18,7 @@ from typing import TypeVar
 from sqlalchemy import insert
 
 from callcenter.ami.models import QuarantinedRow
-from callcenter.ami.store import Batch, CallStore, StoredEvent, StoreRejected, StoreUnavailable
+from callcenter.ami.store import Batch, CallStore, StoredEvent, StoreUnavailable
 from callcenter.ami.tracker import CallState
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,9 @@ def write_isolating(store: CallStore, batch: Batch) -> int:
     try:
         store.write(batch)
         return 0
-    except StoreRejected as exc:
+    except StoreUnavailable:
+        raise
+    except Exception as exc:  # refused, or a value no driver binds: never the whole batch
         log.error("AMI store refused a batch (%s): storing its rows one part at a time", exc)
     refused_calls: list[tuple[CallState, str]] = []
     refused_events: list[tuple[StoredEvent, str]] = []
@@ -58,9 +60,11 @@ def _halves(
     try:
         store.write(make(items))
         return
-    except StoreRejected as exc:
+    except StoreUnavailable:
+        raise
+    except Exception as exc:
         if len(items) == 1:
-            refused.append((items[0], str(exc)))
+            refused.append((items[0], f"{type(exc).__name__}: {exc}"[:2000]))
             return
     middle = len(items) // 2
     _halves(store, items[:middle], make, refused)

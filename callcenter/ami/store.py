@@ -194,6 +194,9 @@ class CallStore:
         except psycopg.Error as exc:
             self._caller_ids.clear()
             raise StoreRejected(f"{type(exc).__name__}: {exc}") from exc
+        except Exception:  # a value no driver binds: the transaction was rolled back too
+            self._caller_ids.clear()
+            raise
 
     def load_open_calls(self) -> list[CallState]:
         """Snapshots of calls left open by a previous listener, so the tracker resumes them."""
