@@ -154,6 +154,7 @@ class Listener:
         self._stopping.set()
         if not self._threads:
             return
+        self._ensure_consumer()  # a reader blocked on a full queue ends only once it drains
         session = self._session
         if session is not None:
             session.close()
@@ -250,6 +251,7 @@ class Listener:
                 self._set_state(f"connection to {where} lost: {session.lost_reason or 'no Pong'}")
                 if self.stop_at_eof:
                     return
+            self._ensure_consumer()
             log.info("AMI: retrying in %g s", delay)
             if self._stopping.wait(delay):
                 return

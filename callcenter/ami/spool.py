@@ -106,14 +106,15 @@ class Spool:
         self.size = sum(f.stat().st_size for f in existing)
 
     def _files(self) -> list[Path]:
-        files = [p for p in self.directory.iterdir() if p.suffix in (".batch", ".reads")]
+        try:
+            files = [p for p in self.directory.iterdir() if p.suffix in (".batch", ".reads")]
+        except OSError as exc:  # the directory is gone or unreadable: nothing to drain now
+            log.error("spool directory %s cannot be read: %s", self.directory, exc)
+            return []
         return sorted((p for p in files if p.stem.isdigit()), key=_order)
 
     def __len__(self) -> int:
         return len(self._files())
-
-    def has_reads(self) -> bool:
-        return any(self.directory.glob("*.reads"))
 
     def append(self, batch: Batch) -> None:
         """Raises OSError when the disk refuses (full, read-only): nothing is then written."""
