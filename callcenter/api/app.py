@@ -11,7 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from callcenter.api import auth, health, validation
+from callcenter.api import auth, errors, health, openapi, validation
 from callcenter.api.writes import WriteThreads
 from callcenter.callbacks import routes as callback_routes
 from callcenter.calls import live_routes
@@ -23,6 +23,7 @@ from callcenter.migrate import is_at_head
 from callcenter.settings import Settings, get_settings
 from callcenter.stats import routes as stats_routes
 from callcenter.users import routes as users_routes
+from callcenter.users.service import MIN_PASSWORD_LENGTH
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
 
     app.add_exception_handler(RequestValidationError, validation.validation_error)
+    errors.install(app)  # 404, 405, 503 when the database is away, 500: the same JSON shape
+    openapi.install(app, reasons=settings.classification_reasons, min_password=MIN_PASSWORD_LENGTH)
     app.include_router(health.router)
     app.include_router(auth.router)
     app.include_router(calls_routes.router)

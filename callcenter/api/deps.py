@@ -5,12 +5,17 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session, sessionmaker
 
 from callcenter.api.writes import WriteThreads
 from callcenter.settings import Settings
+
+# The largest id, offset or version a request may carry: the databases' BIGINT (a larger one
+# is a 422 the OpenAPI document states, not an overflow in the driver).
+MAX_INT = 2**63 - 1
+Id = Annotated[int, Path(ge=1, le=MAX_INT)]
 
 
 async def get_settings_dep(request: Request) -> Settings:
