@@ -99,7 +99,7 @@ def test_a_bad_if_match_is_not_echoed(client: TestClient, login: LoginFn) -> Non
     )
     body = assert_error(response, 422, "invalid_input")
     assert marker not in response.text
-    assert "If-Match" in body["detail"]
+    assert "if-match" in body["detail"].lower()
 
 
 def test_unknown_route_and_wrong_method(client: TestClient) -> None:
