@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
 import itertools
+import os
 import re
 from datetime import UTC, datetime
 from functools import cache
