@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint fmt migrate bench clean prompts fuzz soak
+.PHONY: install run test lint fmt migrate bench clean prompts fuzz
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,10 +35,6 @@ fuzz: install
 		CALLCENTER_API_CASES=$${API_CASES:-1000} \
 		$(BIN)/pytest -o timeout=0 -p no:cacheprovider tests/ami/test_properties.py \
 		tests/test_api_schemathesis.py
-
-# Not in CI: a simulated PBX at 50 calls/s with a fault a minute (SOAK_MINUTES, default 10).
-soak: install
-	$(BIN)/python -m benchmarks.soak --minutes $${SOAK_MINUTES:-10}
 
 fmt: install
 	$(BIN)/ruff format .

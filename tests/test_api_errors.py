@@ -19,7 +19,7 @@ from callcenter.models import Role
 from callcenter.settings import AmiSettings, FastAgiSettings, Settings
 from tests.builders import PASSWORD, make_user
 from tests.conftest import LoginFn, new_postgres_database
-from tests.tcp_proxy import TcpProxy
+from tests.tcp_proxy import TcpProxy, free_port
 
 HUGE = "99999999999999999999"  # past 64 bits
 BIG = str(2**63)  # just past BIGINT
@@ -167,3 +167,20 @@ def test_postgresql_down_is_503_in_the_documented_shape(
         assert_error(response, 503, "service_unavailable")
         proxy.start()
         assert client.get("/api/v1/calls", headers=headers).status_code == 200
+
+
+def test_the_api_starts_while_postgresql_is_away_and_answers_503(tmp_path: Path) -> None:
+    settings = Settings(
+        environment="test",
+        database_url=f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/away",
+        data_dir=tmp_path / "data",
+        token_secret=SecretStr("test-secret-" + "x" * 32),
+        ami=AmiSettings(enabled=False),
+        fastagi=FastAgiSettings(enabled=False),
+    )
+    with TestClient(create_app(settings)) as client:
+        ready = client.get("/readyz")
+        assert ready.status_code == 503
+        assert ready.json()["checks"]["database"].startswith("unreachable")
+        response = client.post("/api/v1/auth/token", data={"username": "a", "password": "b"})
+        assert_error(response, 503, "service_unavailable")

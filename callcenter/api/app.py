@@ -19,7 +19,7 @@ from callcenter.calls import routes as calls_routes
 from callcenter.db import make_engine, make_sessionmaker
 from callcenter.errors import CallCenterError, ServiceUnavailable
 from callcenter.incidents import routes as incident_routes
-from callcenter.migrate import is_at_head
+from callcenter.migrate import is_at_head_or_unreachable
 from callcenter.settings import Settings, get_settings
 from callcenter.stats import routes as stats_routes
 from callcenter.users import routes as users_routes
@@ -34,7 +34,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(settings.resolved_database_url)
-        if not is_at_head(engine):
+        # Unreachable: serve anyway (/readyz says why, requests get 503 until it is back).
+        if is_at_head_or_unreachable(engine) is False:
             engine.dispose()
             raise ServiceUnavailable(
                 "the database schema is not at the latest migration: run `callcenter migrate`"
