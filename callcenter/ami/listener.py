@@ -26,11 +26,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 
 from asterisk.manager import ManagerException
 
+from callcenter.ami.backlog import Backlog
 from callcenter.ami.client import ActionTimeout, AmiSession, AuthenticationFailed
+from callcenter.ami.counters import Counters
 from callcenter.ami.frames import Frame, log_junk, read_frame
 from callcenter.ami.identity import EventKeys
 from callcenter.ami.isolate import write_isolating
@@ -45,30 +46,12 @@ log = logging.getLogger(__name__)
 Publish = Callable[[list[CallState]], None]
 _IDLE = object()
 _LOST = object()  # in the queue at the place the connection was lost
-# Batches held in memory while the spool's disk refuses them; past this, only call states.
-MAX_HELD_BATCHES = 1000
 
 
 @dataclass(slots=True)
 class _Reconcile:
     gap_started_at: datetime | None
     alive: set[str] = field(default_factory=set)
-
-
-@dataclass(slots=True)
-class Counters:
-    frames: int = 0
-    stored_events: int = 0
-    batches: int = 0
-    spooled_batches: int = 0
-    connections: int = 0
-    gap_closed_calls: int = 0
-    junk_frames: int = 0  # frames with debris, or debris alone (logged, skipped)
-    tracker_errors: int = 0  # frames the tracker failed on (logged, stored raw, skipped)
-    quarantined_rows: int = 0  # rows the database refused even alone (ami_quarantine)
-    consumer_restarts: int = 0  # the consumer failed or its thread died, and started again
-    spool_errors: int = 0  # writes the spool's disk refused (the batches stayed in memory)
-    corrupt_spool_files: int = 0  # spool files that could not be read (moved aside)
 
 
 class Listener:
@@ -114,9 +97,9 @@ class Listener:
         # Consumer thread only (and start(), before it runs):
         self._gap_started: datetime | None = None
         self._resumed = False  # open calls loaded, after the spool was drained
-        self._unresumed: list[Read] = []  # reads waiting for the open calls, not yet spooled
-        self._held: list[Batch] = []  # batches the spool's disk refused, oldest first
-        self._spool_state = "ok"
+        self.backlog = Backlog(
+            spool, self.counters, write=self._write, stored=self._stored, db_down=self._db_down
+        )
         self._batch = Batch()
         self._opened = time.monotonic()
         self._keys = EventKeys()
@@ -195,7 +178,8 @@ class Listener:
     def readiness(self) -> str:
         """ "ok", or why the listener is not doing its job (for /readyz)."""
         self._ensure_consumer()
-        problems = [s for s in (self._state, self._db_state, self._spool_state) if s != "ok"]
+        states = (self._state, self._db_state, self.backlog.state)
+        problems = [state for state in states if state != "ok"]
         return "; ".join(problems) or "ok"
 
     # -- connection -------------------------------------------------------------------------
@@ -313,7 +297,7 @@ class Listener:
         """After a failure: the batch in hand goes to the spool (it may be what failed)."""
         batch, self._batch = self._batch, Batch()
         try:
-            self._spool(batch)
+            self.backlog.add(batch)
         except Exception:
             calls = ", ".join(sorted(batch.calls)) or "none"
             log.exception("AMI batch lost after a failure: calls %s", calls)
@@ -323,7 +307,7 @@ class Listener:
         # transactions under load, at most this much extra delay when the line is quiet.
         linger = min(self.flush_interval, 0.02)
         while True:
-            pending = len(self._batch) + len(self._unresumed)
+            pending = len(self._batch) + len(self.backlog.unresumed)
             wait = self.flush_interval if not pending else self._opened + linger - time.monotonic()
             try:
                 item = self._queue.get(timeout=max(wait, 0.0))
@@ -342,8 +326,8 @@ class Listener:
                 if self._resumed:
                     self._take(read, self._batch)
                 else:
-                    self._unresumed.append(read)
-                pending = len(self._batch) + len(self._unresumed)
+                    self.backlog.unresumed.append(read)
+                pending = len(self._batch) + len(self.backlog.unresumed)
             if pending and (
                 pending >= self.batch_max
                 or item is _IDLE
@@ -352,7 +336,7 @@ class Listener:
                 self._flush()
             elif (
                 item is _IDLE
-                and (not self._resumed or self._held or len(self.spool))
+                and (not self._resumed or self.backlog.waiting())
                 and time.monotonic() >= self._retry_db_at
             ):
                 self._flush()  # the database may be back: resume, drain the spool
@@ -408,15 +392,15 @@ class Listener:
         if not self._resumed:
             due = final or time.monotonic() >= self._retry_db_at
             if not (due and self._resume()):
-                self._spool_reads()
+                self.backlog.spool_reads()
                 return
         batch, self._batch = self._batch, Batch()
-        if self._held or len(self.spool):
+        if self.backlog.waiting():
             if time.monotonic() < self._retry_db_at and not final:
-                self._spool(batch)
+                self.backlog.add(batch)
                 return
-            if not self._drain():
-                self._spool(batch)
+            if not self.backlog.drain():
+                self.backlog.add(batch)
                 return
         if not batch:
             return
@@ -424,7 +408,7 @@ class Listener:
             self._write(batch)
         except StoreUnavailable as exc:
             self._db_down(exc)
-            self._spool(batch)
+            self.backlog.add(batch)
             return
         self._stored(batch)
 
@@ -433,40 +417,13 @@ class Listener:
         self.counters.quarantined_rows += write_isolating(self.store, batch)
 
     def _resume(self) -> bool:
-        """Pick up where the last listener stopped, in order: the spool's batches stored, the
-        open calls loaded, then the frames kept as read (spooled, then in memory) tracked.
-        False while the database is down (nothing is decided on an open call then)."""
-        loaded = False
-        db_up = True
-        for path, entry in self.spool.pending():
-            if isinstance(entry, Batch):
-                if not db_up:
-                    continue
-                try:
-                    self._write(entry)
-                except StoreUnavailable as exc:
-                    self._db_down(exc)
-                    if not loaded:
-                        return False
-                    db_up = False
-                    continue
-                self.spool.done(path)
-                self._stored(entry)
-                continue
-            if not loaded:
-                if not self._load_open_calls():
-                    return False
-                loaded = True
-            batch = Batch()
-            for read in entry:
-                self._take(read, batch)
-            db_up = self._store_tracked_reads(path, batch, db_up)
-        if not loaded and not self._load_open_calls():
+        """Pick up where the last listener stopped (see Backlog.resume), then track the reads
+        kept in memory meanwhile. False while the database is down."""
+        if not self.backlog.resume(self._load_open_calls, self._take):
             return False
-        for read in self._unresumed:
+        for read in self.backlog.unresumed:
             self._take(read, self._batch)
-        self._unresumed = []
-        self.counters.corrupt_spool_files = self.spool.corrupt_files
+        self.backlog.unresumed = []
         return True
 
     def _load_open_calls(self) -> bool:
@@ -482,100 +439,6 @@ class Listener:
             log.info("resuming %d open calls", len(open_calls))
         self._resumed = True
         return True
-
-    def _store_tracked_reads(self, path: Path, batch: Batch, db_up: bool) -> bool:
-        """The batch made from spooled reads: stored, or put in their place in the spool."""
-        if db_up:
-            try:
-                self._write(batch)
-            except StoreUnavailable as exc:
-                self._db_down(exc)
-                db_up = False
-            else:
-                self.spool.done(path)
-                self._stored(batch)
-                return True
-        try:
-            self.spool.replace(path, batch)
-        except OSError as exc:
-            self._spool_failed(exc)
-            self._held.append(batch)
-            self.spool.done(path)
-        return db_up
-
-    def _drain(self) -> bool:
-        """The spool, then the batches held in memory, in order. False: the database is down."""
-        for path, spooled in self.spool.pending():
-            if not isinstance(spooled, Batch):  # never after resuming; kept for the next start
-                continue
-            try:
-                self._write(spooled)
-            except StoreUnavailable as exc:
-                self._db_down(exc)
-                return False
-            self.spool.done(path)
-            self._stored(spooled)
-        self.counters.corrupt_spool_files = self.spool.corrupt_files
-        while self._held:
-            try:
-                self._write(self._held[0])
-            except StoreUnavailable as exc:
-                self._db_down(exc)
-                return False
-            self._stored(self._held.pop(0))
-        self._spool_state = "ok"
-        log.info("spool drained: the database is back")
-        return True
-
-    def _spool(self, batch: Batch) -> None:
-        """To the disk, after any batch held in memory; held in memory if the disk refuses."""
-        if batch:
-            self._held.append(batch)
-        while self._held:
-            try:
-                self.spool.append(self._held[0])
-            except OSError as exc:
-                self._spool_failed(exc)
-                self._cap_held()
-                return
-            self._held.pop(0)
-            self.counters.spooled_batches += 1
-        self._spool_state = "ok"
-
-    def _spool_reads(self) -> None:
-        if not self._unresumed:
-            return
-        try:
-            self.spool.append_reads(self._unresumed)
-        except OSError as exc:
-            self._spool_failed(exc)  # kept in memory, tried again at the next flush
-            return
-        self._unresumed = []
-        self.counters.spooled_batches += 1
-        self._spool_state = "ok"
-
-    def _spool_failed(self, exc: OSError) -> None:
-        self.counters.spool_errors += 1
-        state = f"spool cannot be written ({type(exc).__name__}: {exc}): held in memory"
-        if self._spool_state == "ok":
-            log.error("AMI %s", state)
-        self._spool_state = state[:300]
-
-    def _cap_held(self) -> None:
-        if len(self._held) <= MAX_HELD_BATCHES:
-            return
-        merged = Batch()
-        for held in self._held:
-            merged.calls.update(held.calls)
-        dropped = sum(len(held.events) for held in self._held)
-        log.error(
-            "AMI spool unwritable and %d batches in memory: kept %d call states, dropped %d "
-            "raw events",
-            len(self._held),
-            len(merged.calls),
-            dropped,
-        )
-        self._held = [merged]
 
     def _db_down(self, exc: Exception) -> None:
         self._retry_db_at = time.monotonic() + self.db_retry_seconds
