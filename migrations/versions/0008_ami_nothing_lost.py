@@ -53,22 +53,28 @@ def upgrade() -> None:
         sa.Column("stored_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_ami_quarantine")),
     )
-    counts: dict[tuple[str, str], int] = {}
-
-    def numbered(pbx: str, raw: str) -> str:
-        base = _new_key(raw)
-        count = counts[pbx, base] = counts.get((pbx, base), 0) + 1
-        return base if count == 1 else f"{base}#{count}"
-
-    _rekey(numbered)
+    _rekey(_numbered(_new_key))
 
 
 def downgrade() -> None:
-    _rekey(lambda _pbx, raw: _old_key(raw))
+    # Repeats kept since 0008 (the same text twice) stay: numbered as here, not refused.
+    _rekey(_numbered(_old_key))
     op.drop_table("ami_quarantine")
     if op.get_bind().dialect.name == "postgresql":
         for table, column in _COLUMNS:
             op.alter_column(table, column, type_=sa.String(64), existing_type=sa.String(150))
+
+
+def _numbered(key: Callable[[str], str]) -> Callable[[str, str], str]:
+    """``key`` of each row in id order, "#n" for the nth row of one pbx with the same key."""
+    counts: dict[tuple[str, str], int] = {}
+
+    def numbered(pbx: str, raw: str) -> str:
+        base = key(raw)
+        count = counts[pbx, base] = counts.get((pbx, base), 0) + 1
+        return base if count == 1 else f"{base}#{count}"
+
+    return numbered
 
 
 def _digest(text: str) -> str:
