@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import re
 import shutil
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
 from callcenter.ami.fake_server import Chunk, Recording, coalesce
+from callcenter.ami.frames import Frame
 from callcenter.ami.models import QuarantinedRow
+from callcenter.ami.tracker import event_time
 from callcenter.db import make_engine, make_sessionmaker
 from callcenter.models import Call, CallEvent
 from tests.ami.helpers import (
@@ -185,3 +188,11 @@ def test_a_trace_replayed_with_and_without_timestamps_is_stored_once(
     keys = [e.dedup_key for e in _events(database_url)]
     assert any("#2" in key for key in keys)
     assert len(keys) == len(set(keys))
+
+
+@pytest.mark.parametrize("stamp", ["1e18", "-1e18", "nan", "inf", "99999999999999999999"])
+def test_a_timestamp_no_clock_has_is_the_arrival_time(stamp: str) -> None:
+    """``Timestamp: 1e18`` raised OSError (year past 9999) out of the tracker."""
+    arrived = datetime(2026, 11, 28, 1, 0, tzinfo=UTC)
+    frame = Frame([("Event", "Hangup"), ("Timestamp", stamp), ("Uniqueid", "1.1")])
+    assert event_time(frame, arrived) == arrived
