@@ -168,7 +168,7 @@ class Frame:
         >>> b = Frame([("Event", "Hangup"), ("Timestamp", "1795828504.032591"),
         ...            ("Uniqueid", "1795828504.2")])
         >>> a.dedup_key == b.dedup_key, a.dedup_key
-        (True, '1795828504.2:86bc5e6ff0be453d25fa28bb9dad4e4f')
+        (True, '1795828504.2:8152c012b45c27d602ac9baba3f6c01e')
         """
         return event_key(self.text, self.get("Uniqueid"))
 
