@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -21,20 +22,35 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from callcenter.api.app import create_app
 from callcenter.db import make_engine, make_sessionmaker
+from callcenter.migrate import upgrade
 from callcenter.models import Role
 from callcenter.settings import AmiSettings, FastAgiSettings, Settings
 from tests.builders import PASSWORD, make_call, make_user
+from tests.conftest import new_postgres_database
 
 # `make test`: a bounded run; `make fuzz` sets more (CALLCENTER_API_CASES=500).
 CASES_PER_OPERATION = int(os.environ.get("CALLCENTER_API_CASES", "50"))
+# SQLite in `make test` (well under two minutes); `make fuzz` runs PostgreSQL as well.
+DATABASE = os.environ.get("CALLCENTER_API_DATABASE", "sqlite")
 CROSS_FIELD = re.compile(r"^/api/v1/(stats|reports)/")
 
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> Iterator[Any]:
     folder = tmp_path_factory.mktemp("schemathesis")
-    shutil.copy(sqlite_template, folder / "api.db")
-    url = f"sqlite:///{folder / 'api.db'}"
+    with ExitStack() as stack:
+        if DATABASE == "postgres":
+            url = stack.enter_context(new_postgres_database("cc_schemathesis"))
+            engine = make_engine(url)
+            upgrade(engine)
+            engine.dispose()
+        else:
+            shutil.copy(sqlite_template, folder / "api.db")
+            url = f"sqlite:///{folder / 'api.db'}"
+        yield from _served(url, folder)
+
+
+def _served(url: str, folder: Path) -> Iterator[Any]:
     engine = make_engine(url)
     with make_sessionmaker(engine).begin() as session:
         make_user(session, role=Role.admin, username="admin")
