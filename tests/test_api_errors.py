@@ -184,3 +184,24 @@ def test_the_api_starts_while_postgresql_is_away_and_answers_503(tmp_path: Path)
         assert ready.json()["checks"]["database"].startswith("unreachable")
         response = client.post("/api/v1/auth/token", data={"username": "a", "password": "b"})
         assert_error(response, 503, "service_unavailable")
+
+
+def test_nul_in_a_query_or_a_body_is_422(client: TestClient, login: LoginFn) -> None:
+    """PostgreSQL refuses NUL in text: it was a 500 there (and stored as is on SQLite)."""
+    headers = login(Role.admin)
+    response = client.get("/api/v1/calls?operator=%00Andi", headers=headers)
+    assert_error(response, 422, "invalid_input")
+    response = client.post(
+        "/api/v1/users",
+        headers=headers,
+        json={"username": "a\u0000b", "password": "long-enough-1", "role": "operator"},
+    )
+    assert_error(response, 422, "invalid_input")
+    # The text "\u0000" or "%00" is not a NUL: taken as it is.
+    response = client.post(
+        "/api/v1/users",
+        headers=headers,
+        json={"username": "a%00\\u0000b", "password": "long-enough-1", "role": "operator"},
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["username"] == "a%00\\u0000b"

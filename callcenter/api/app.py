@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from callcenter.api import auth, errors, health, openapi, validation
+from callcenter.api.nul import RefuseNul
 from callcenter.api.writes import WriteThreads
 from callcenter.callbacks import routes as callback_routes
 from callcenter.calls import live_routes
@@ -72,7 +73,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.add_exception_handler(RequestValidationError, validation.validation_error)
     errors.install(app)  # 404, 405, 503 when the database is away, 500: the same JSON shape
-    openapi.install(app, reasons=settings.classification_reasons, min_password=MIN_PASSWORD_LENGTH)
+    app.add_middleware(RefuseNul)
+    openapi.install(
+        app,
+        reasons=settings.classification_reasons,
+        categories=settings.incidents.categories,
+        min_password=MIN_PASSWORD_LENGTH,
+    )
     app.include_router(health.router)
     app.include_router(auth.router)
     app.include_router(calls_routes.router)

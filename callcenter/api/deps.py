@@ -12,9 +12,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from callcenter.api.writes import WriteThreads
 from callcenter.settings import Settings
 
-# The largest id, offset or version a request may carry: the databases' BIGINT (a larger one
-# is a 422 the OpenAPI document states, not an overflow in the driver).
-MAX_INT = 2**63 - 1
+# The largest id, offset or version a request may carry: JavaScript's largest safe integer (a
+# generated client loses precision past it; our BIGINT ids never get there). Larger is a 422
+# the OpenAPI document states, never an overflow in the driver.
+MAX_INT = 2**53 - 1
 Id = Annotated[int, Path(ge=1, le=MAX_INT)]
 
 

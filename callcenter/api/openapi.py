@@ -45,6 +45,7 @@ VALIDATION_ERROR = {
     },
 }
 _REF = {"$ref": "#/components/schemas/Error"}
+NO_NUL = "^[^\\u0000]*$"
 _MEDIA = {"csv": "text/csv", "html": "text/html"}  # format=... answered as this
 
 
@@ -52,7 +53,7 @@ def _response(description: str, schema: dict[str, Any] = _REF) -> dict[str, Any]
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-def install(app: FastAPI, *, reasons: list[str], min_password: int) -> None:
+def install(app: FastAPI, *, reasons: list[str], categories: list[str], min_password: int) -> None:
     def document() -> dict[str, Any]:
         if app.openapi_schema is None:
             app.openapi_schema = true_document(
@@ -63,6 +64,7 @@ def install(app: FastAPI, *, reasons: list[str], min_password: int) -> None:
                     routes=app.routes,
                 ),
                 reasons=reasons,
+                categories=categories,
                 min_password=min_password,
             )
         return app.openapi_schema
@@ -71,18 +73,22 @@ def install(app: FastAPI, *, reasons: list[str], min_password: int) -> None:
 
 
 def true_document(
-    document: dict[str, Any], *, reasons: list[str], min_password: int
+    document: dict[str, Any], *, reasons: list[str], categories: list[str], min_password: int
 ) -> dict[str, Any]:
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
     schemas["Error"] = ERROR
     schemas["HTTPValidationError"] = VALIDATION_ERROR
     schemas.pop("ValidationError", None)
-    _limits(schemas, reasons=reasons, min_password=min_password)
+    _limits(schemas, reasons=reasons, categories=categories, min_password=min_password)
+    for name, schema in schemas.items():
+        if name.endswith(("In", "Create", "Update", "Patch")) or name.startswith("Body_"):
+            _no_nul(schema)
     for path, item in document.get("paths", {}).items():
         for operation in item.values():
             _responses(path, operation)
             for parameter in operation.get("parameters", []):
                 _not_null(parameter)
+                _no_nul(parameter.get("schema", {}))
     return document
 
 
@@ -119,6 +125,18 @@ def _responses(path: str, operation: dict[str, Any]) -> None:
                 content[_MEDIA[name]] = {"schema": {"type": "string"}}
 
 
+def _no_nul(schema: dict[str, Any]) -> None:
+    """Free text the API takes never holds NUL (callcenter/api/nul.py refuses it)."""
+    if schema.get("type") == "string" and not ({"enum", "pattern", "const"} & set(schema)):
+        schema["pattern"] = NO_NUL
+    for branch in schema.get("anyOf", []):
+        _no_nul(branch)
+    for item in schema.get("properties", {}).values():
+        _no_nul(item)
+    if isinstance(schema.get("items"), dict):
+        _no_nul(schema["items"])
+
+
 def _not_null(parameter: dict[str, Any]) -> None:
     """A query or header parameter is sent or left out, never null: FastAPI's ``anyOf [..,
     null]`` for an optional one made clients send the text "null"."""
@@ -129,11 +147,18 @@ def _not_null(parameter: dict[str, Any]) -> None:
         parameter["schema"] = {**branches[0], **rest}
 
 
-def _limits(schemas: dict[str, Any], *, reasons: list[str], min_password: int) -> None:
+def _limits(
+    schemas: dict[str, Any], *, reasons: list[str], categories: list[str], min_password: int
+) -> None:
     """What the services enforce, said in the schema (so a client can check first)."""
     create = schemas.get("UserCreate", {}).get("properties", {})
     if "password" in create:
         create["password"]["minLength"] = min_password
+    if "username" in create:  # stripped by the service: something must be left
+        create["username"]["pattern"] = "^[^\\u0000]*[^\\s\\u0000\\u001c-\\u001f][^\\u0000]*$"
+    incident = schemas.get("IncidentIn", {}).get("properties", {})
+    if "category" in incident and categories:
+        incident["category"] = {"type": "string", "enum": categories, "title": "Category"}
     classification = schemas.get("ClassificationIn", {}).get("properties", {})
     if "reason" in classification and reasons:
         classification["reason"] = {

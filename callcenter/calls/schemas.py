@@ -115,7 +115,7 @@ class ClassificationIn(BaseModel):
     version: int | None = Field(
         default=None,
         ge=0,
-        le=2**63 - 1,
+        le=2**53 - 1,  # as callcenter.api.deps.MAX_INT
         description="The call's version as read; a different current version gets 409. "
         "The If-Match header does the same; when both are given both must match.",
     )

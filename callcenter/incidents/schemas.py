@@ -19,6 +19,8 @@ class AgencyIn(BaseModel):
 
 
 class AgencyPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     name: str | None = Field(default=None, min_length=1, max_length=128)
     kind: str | None = Field(default=None, min_length=1, max_length=32)
     active: bool | None = None
