@@ -48,6 +48,7 @@ def assert_error(response: Any, status: int, error: str) -> dict[str, str]:
         ("POST", f"/api/v1/callbacks/{BIG}/attempts"),
         ("GET", "/api/v1/reports/monthly?month=0000-01"),
         ("GET", "/api/v1/reports/monthly?month=9999-12"),
+        ("GET", "/api/v1/stats/timeseries?from=5053-01-02&to=5053-01-02"),
         ("GET", "/api/v1/stats/callers?from=9999-12-30&to=9999-12-31"),
         ("GET", "/api/v1/calls?from=0001-01-01T00:00:00%2B14:00"),
         ("GET", "/api/v1/calls?to=9999-12-31T23:59:59-12:00"),

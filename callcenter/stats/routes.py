@@ -50,8 +50,9 @@ def fresh_rollups(user: SupervisorUser, session: SessionDep, settings: SettingsD
 StatsUser = Annotated[User, Depends(fresh_rollups)]
 
 
-FIRST_DAY, LAST_DAY = date(1900, 1, 1), date(9998, 12, 31)
-MONTH_PATTERN = r"^(19\d\d|[2-8]\d{3}|9[0-8]\d\d|99[0-8]\d|999[0-8])-(0[1-9]|1[0-2])$"
+# The rollups key an hour as the integer YYYYMMDDHH (an INTEGER column): 2147 is the last year.
+FIRST_DAY, LAST_DAY = date(1900, 1, 1), date(2147, 12, 31)
+MONTH_PATTERN = r"^(19\d\d|20\d\d|21[0-3]\d|214[0-7])-(0[1-9]|1[0-2])$"
 
 
 def date_range(
@@ -59,7 +60,7 @@ def date_range(
         date, Query(alias="from", description="first local day, YYYY-MM-DD (from 1900-01-01)")
     ],
     to: Annotated[
-        date, Query(description="last local day (inclusive), YYYY-MM-DD (to 9998-12-31)")
+        date, Query(description="last local day (inclusive), YYYY-MM-DD (to 2147-12-31)")
     ],
 ) -> tuple[date, date]:
     if from_ < FIRST_DAY or to > LAST_DAY:
@@ -190,7 +191,7 @@ def regions(
 
 def month_range(
     month: Annotated[
-        str, Query(pattern=MONTH_PATTERN, description="YYYY-MM, from 1900-01 to 9998-12")
+        str, Query(pattern=MONTH_PATTERN, description="YYYY-MM, from 1900-01 to 2147-12")
     ],
 ) -> tuple[date, date]:
     first = date(int(month[:4]), int(month[5:]), 1)
