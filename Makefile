@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run demo test lint fmt migrate bench clean prompts
+.PHONY: install run demo test lint fmt migrate bench clean prompts fuzz
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,13 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+# Before a release: the property/fuzz tests and schemathesis at scale (about an hour).
+fuzz: install
+	HYPOTHESIS_PROFILE=fuzz CALLCENTER_FUZZ_SCALE=$${FUZZ_SCALE:-100} \
+		CALLCENTER_API_CASES=$${API_CASES:-1000} \
+		$(BIN)/pytest -o timeout=0 -p no:cacheprovider tests/ami/test_properties.py \
+		tests/test_api_schemathesis.py
 
 fmt: install
 	$(BIN)/ruff format .

@@ -29,6 +29,7 @@ from sqlalchemy.engine import make_url
 
 from callcenter.ami.fake_server import Chunk, FakeAsterisk, Recording, coalesce
 from callcenter.ami.frames import FrameParser
+from callcenter.ami.identity import EventKeys
 from callcenter.ami.listener import Listener
 from callcenter.ami.spool import Spool
 from callcenter.ami.store import Batch, CallStore
@@ -114,12 +115,13 @@ def core_rate(url: str, stream: bytes, frames: int) -> float:
     store.start()  # as the listener does (SQLite checkpoints on their own thread)
     start = time.perf_counter()
     batch = Batch()
+    keys = EventKeys()
     for offset in range(0, len(stream), 65536):
         parser.push(stream[offset : offset + 65536])
         now = datetime.now(UTC)
         for frame in parser.frames():
             tracked = tracker.feed(frame, now)
-            batch.add_tracked(frame, tracked, now)
+            batch.add_tracked(frame, tracked, now, keys)
             if len(batch) >= 2000:
                 store.write(batch)
                 batch = Batch()

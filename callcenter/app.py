@@ -13,15 +13,16 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from callcenter import console, logredact, metrics
-from callcenter.api import auth, docs, health, observe, validation
+from callcenter.api import auth, docs, errors, health, observe, openapi, validation
 from callcenter.api.deps import commit_executor
+from callcenter.api.nul import RefuseNul
 from callcenter.api.writes import WriteThreads
 from callcenter.audit import routes as audit_routes
 from callcenter.callbacks import routes as callback_routes
 from callcenter.calls import live_routes
 from callcenter.calls import routes as calls_routes
 from callcenter.db import make_engine, make_sessionmaker
-from callcenter.db.migrate import is_at_head
+from callcenter.db.migrate import is_at_head_or_unreachable
 from callcenter.errors import CallCenterError, ServiceUnavailable
 from callcenter.incidents import routes as incident_routes
 from callcenter.notify import routes as notify_routes
@@ -30,6 +31,7 @@ from callcenter.stats import routes as stats_routes
 from callcenter.stats.refresher import RollupRefresher
 from callcenter.users import routes as users_routes
 from callcenter.users.login import LoginGuard
+from callcenter.users.service import MIN_PASSWORD_LENGTH
 
 log = logging.getLogger(__name__)
 # Routers whose changes, or reads of personal data, go to the audit log (callcenter/audit).
@@ -44,7 +46,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(settings.resolved_database_url)
-        if not is_at_head(engine):
+        # Unreachable: serve anyway (/readyz says why, requests get 503 until it is back).
+        if is_at_head_or_unreachable(engine) is False:
             engine.dispose()
             raise ServiceUnavailable(
                 "the database schema is not at the latest migration: run `callcenter migrate`"
@@ -100,6 +103,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.add_exception_handler(RequestValidationError, validation.validation_error)
     app.add_middleware(observe.RequestObserver)
+    errors.install(app)  # 404, 405, 503 when the database is away, 500: the same JSON shape
+    app.add_middleware(RefuseNul)
+    openapi.install(
+        app,
+        reasons=settings.classification_reasons,
+        categories=settings.incidents.categories,
+        min_password=MIN_PASSWORD_LENGTH,
+    )
     app.include_router(health.router)
     app.include_router(auth.router)
     app.include_router(calls_routes.router)

@@ -171,8 +171,9 @@ class Call(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     pbx: Mapped[str] = mapped_column(String(64))
-    uniqueid: Mapped[str] = mapped_column(String(64))
-    linkedid: Mapped[str] = mapped_column(String(64), index=True)
+    # 150: Asterisk's AST_MAX_UNIQUEID, the longest it sends (migration 0008).
+    uniqueid: Mapped[str] = mapped_column(String(150))
+    linkedid: Mapped[str] = mapped_column(String(150), index=True)
     channel: Mapped[str] = mapped_column(String(128), default="")
 
     # Caller ID as received, its normalisation, and the caller row it belongs to.
@@ -256,12 +257,13 @@ class CallEvent(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     pbx: Mapped[str] = mapped_column(String(64))
-    # The event's Timestamp and a hash of the frame (Frame.dedup_key): the same event delivered
-    # twice is stored once, and the keys grow with time.
+    # The event's Uniqueid and a hash of the frame without its Timestamp (Frame.dedup_key,
+    # numbered when repeated: ami/identity.py): the same event delivered twice, with or
+    # without timestamps, is stored once, and the keys grow with time.
     dedup_key: Mapped[str] = mapped_column(String(64))
     call_id: Mapped[int | None] = mapped_column(BigId, index=True)
-    uniqueid: Mapped[str | None] = mapped_column(String(64))
-    linkedid: Mapped[str | None] = mapped_column(String(64))
+    uniqueid: Mapped[str | None] = mapped_column(String(150))
+    linkedid: Mapped[str | None] = mapped_column(String(150))
     name: Mapped[str] = mapped_column(String(64))
     event_time: Mapped[datetime] = mapped_column(UTCDateTime)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

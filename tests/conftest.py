@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import hypothesis
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
@@ -31,6 +32,17 @@ from tests import log_scan
 from tests.builders import PASSWORD, make_user
 
 LoginFn = Callable[..., dict[str, str]]
+
+# Property tests: bounded in `make test`; `make fuzz` runs HYPOTHESIS_PROFILE=fuzz with its
+# bounds scaled up. The example database stays off: every run is a fresh search.
+hypothesis.settings.register_profile("ci", database=None, deadline=None)
+hypothesis.settings.register_profile(
+    "fuzz",
+    database=None,
+    deadline=None,
+    suppress_health_check=list(hypothesis.HealthCheck),
+)
+hypothesis.settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "CALLCENTER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"

@@ -6,6 +6,15 @@ CoreShowChannels and QueueStatus. The consumer thread feeds frames to the tracke
 so those list replies are handled at exactly their place in the stream: an open call whose
 channel is not in the list ended during the gap and is closed, marked gap. A full queue blocks
 the reader (TCP backpressure) rather than dropping a frame.
+
+Nothing the PBX sends stops it: a frame the tracker cannot handle is logged, stored raw and
+skipped; a batch the database refuses is split until the refused row is alone (ami/isolate.py);
+a spool the disk refuses keeps the batches in memory until it takes them again; a consumer that
+fails starts again where it was, and one whose thread died is seen and started again, counted
+in ``counters.consumer_restarts``. A listener that starts without its database keeps the
+frames as read (unparsed, in the spool), and tracks them once it can resume the open calls:
+first the spool is drained, then the open calls are loaded, so nothing decides on a call before
+its spooled events are stored.
 """
 
 from __future__ import annotations
@@ -21,15 +30,14 @@ from datetime import datetime
 from asterisk.manager import ManagerException
 
 from callcenter.ami import lists
+from callcenter.ami.backlog import Backlog
 from callcenter.ami.client import ActionTimeout, AmiSession, AuthenticationFailed
+from callcenter.ami.counters import Counters
 from callcenter.ami.frames import Frame, log_junk, read_frame
-from callcenter.ami.spool import Spool
-from callcenter.ami.store import (
-    Batch,
-    CallStore,
-    StoreRejected,
-    StoreUnavailable,
-)
+from callcenter.ami.identity import EventKeys
+from callcenter.ami.isolate import write_isolating
+from callcenter.ami.spool import Read, Spool
+from callcenter.ami.store import Batch, CallStore, StoredEvent, StoreUnavailable
 from callcenter.ami.tracker import CallState, CallTracker, event_time
 from callcenter.db import utcnow
 from callcenter.settings import AmiSettings
@@ -45,17 +53,6 @@ _LOST = object()  # in the queue at the place the connection was lost
 class _Reconcile:
     gap_started_at: datetime | None
     alive: set[str] = field(default_factory=set)
-
-
-@dataclass(slots=True)
-class Counters:
-    frames: int = 0
-    stored_events: int = 0
-    batches: int = 0
-    spooled_batches: int = 0
-    connections: int = 0
-    gap_closed_calls: int = 0
-    junk_frames: int = 0  # frames with debris, or debris alone (logged, skipped)
 
 
 class Listener:
@@ -96,36 +93,58 @@ class Listener:
         self._retry_db_at = 0.0
         self._threads: list[threading.Thread] = []
         self._resume_gap: datetime | None = None
-        self._gap_started: datetime | None = None  # consumer thread only
+        self._consumer_lock = threading.Lock()
+        self._consumer_done = False
+        self._consumer_failure: str | None = None
+        # Consumer thread only (and start(), before it runs):
+        self._gap_started: datetime | None = None
+        self._resumed = False  # open calls loaded, after the spool was drained
+        self.backlog = Backlog(
+            spool, self.counters, write=self._write, stored=self._stored, db_down=self._db_down
+        )
+        self._batch = Batch()
+        self._opened = time.monotonic()
+        self._keys = EventKeys()
 
     # -- lifecycle --------------------------------------------------------------------------
 
     def start(self) -> None:
-        try:
-            open_calls = self.store.load_open_calls()
-        except Exception as exc:  # the database may be down: the spool covers it
-            log.warning("could not load open calls to resume (%s)", type(exc).__name__)
-            open_calls = []
-        if open_calls:
-            self.tracker.resume(open_calls)
-            self._resume_gap = max(c.last_event_at for c in open_calls)
-            log.info("resuming %d open calls", len(open_calls))
+        # Drained before anything reads the open calls (or a spooled call's end is missed);
+        # when the database is down, the consumer does it once it is back.
+        self._resume()
         self.store.start()
-        for target, name in ((self._consume, "ami-consumer"), (self._connect_loop, "ami-conn")):
-            thread = threading.Thread(target=target, name=name, daemon=True)
-            thread.start()
+        self._start_consumer()
+        thread = threading.Thread(target=self._connect_loop, name="ami-conn", daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _start_consumer(self) -> None:
+        thread = threading.Thread(target=self._consume_forever, name="ami-consumer", daemon=True)
+        thread.start()
+        if self._threads:
+            self._threads[0] = thread
+        else:
             self._threads.append(thread)
+
+    def _ensure_consumer(self) -> None:
+        """Start the consumer again if its thread died (it is never left dead)."""
+        with self._consumer_lock:
+            if not self._threads or self._threads[0].is_alive() or self._consumer_done:
+                return
+            self.counters.consumer_restarts += 1
+            log.error("AMI consumer thread died (%s): starting it again", self._consumer_failure)
+            self._start_consumer()
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stopping.set()
         if not self._threads:
             return
+        self._ensure_consumer()  # a reader blocked on a full queue ends only once it drains
         session = self._session
         if session is not None:
             session.close()
         self._threads[1].join(timeout)
-        self._queue.put(None)
-        self._threads[0].join(timeout)
+        self._finish_consumer(timeout)
         self.store.close()
 
     def wait(self, timeout: float | None = None) -> bool:
@@ -133,16 +152,36 @@ class Listener:
         self._threads[1].join(timeout)
         if self._threads[1].is_alive():
             return False
-        self._queue.put(None)
-        self._threads[0].join(timeout)
-        if self._threads[0].is_alive():
+        if not self._finish_consumer(timeout):
             return False
         self.store.close()
         return True
 
+    def _finish_consumer(self, timeout: float | None) -> bool:
+        """Ask the consumer to store what it has and end; never blocks on a dead one (a dead
+        consumer is started again to drain the queue). False if it has not ended in time."""
+        deadline = time.monotonic() + (timeout if timeout is not None else 1e9)
+        while True:
+            self._ensure_consumer()
+            try:
+                self._queue.put(None, timeout=0.1)
+                break
+            except queue.Full:
+                if time.monotonic() >= deadline:
+                    return False
+        while time.monotonic() < deadline:
+            consumer = self._threads[0]
+            consumer.join(min(0.1, max(deadline - time.monotonic(), 0.0)))
+            if self._consumer_done:
+                return True
+            self._ensure_consumer()  # died on the way: the None is still in the queue
+        return self._consumer_done
+
     def readiness(self) -> str:
         """ "ok", or why the listener is not doing its job (for /readyz)."""
-        problems = [state for state in (self._state, self._db_state) if state != "ok"]
+        self._ensure_consumer()
+        states = (self._state, self._db_state, self.backlog.state)
+        problems = [state for state in states if state != "ok"]
         return "; ".join(problems) or "ok"
 
     # -- connection -------------------------------------------------------------------------
@@ -155,7 +194,9 @@ class Listener:
     def _connect_loop(self) -> None:
         s = self.settings
         delay = s.reconnect_min_seconds
-        reconcile = bool(self._resume_gap)
+        # Open calls may have ended while no listener ran: ask which channels are up (if
+        # the database is down at start, nobody knows yet whether calls are open).
+        reconcile = bool(self._resume_gap) or not self._resumed
         where = f"{s.host}:{s.port}"
         while not self._stopping.is_set():
             lost = threading.Event()
@@ -201,6 +242,7 @@ class Listener:
                     self._state = "stream ended"
                     return
                 self._set_state(f"connection to {where} lost: {session.lost_reason or 'no Pong'}")
+            self._ensure_consumer()
             log.info("AMI: retrying in %g s", delay)
             if self._stopping.wait(delay):
                 return
@@ -212,10 +254,12 @@ class Listener:
         while not self._stopping.is_set():
             if lost.wait(interval):
                 return
+            self._ensure_consumer()
             try:
                 session.ping()
             except ActionTimeout as exc:
-                if self._queue.full() or time.monotonic() - session.last_received < interval:
+                busy = self._queue.full() and self._threads[0].is_alive()
+                if busy or time.monotonic() - session.last_received < interval:
                     # Busy, not dead: the reader waits for room in the queue (backpressure),
                     # so the Pong is still unread behind the events.
                     continue
@@ -240,46 +284,87 @@ class Listener:
 
     # -- consuming --------------------------------------------------------------------------
 
+    def _consume_forever(self) -> None:
+        """The consumer thread: a failure is logged and the consumer goes on where it was."""
+        while True:
+            try:
+                self._consume()
+            except Exception as exc:
+                self._consumer_failure = f"{type(exc).__name__}: {exc}"[:200]
+                self.counters.consumer_restarts += 1
+                log.exception("AMI consumer failed: starting it again")
+                self._set_aside_batch()
+                time.sleep(0.05)  # a failure that repeats must not spin a core
+                continue
+            except BaseException as exc:
+                self._consumer_failure = type(exc).__name__
+                raise
+            self._consumer_done = True
+            return
+
+    def _set_aside_batch(self) -> None:
+        """After a failure: the batch in hand goes to the spool (it may be what failed)."""
+        batch, self._batch = self._batch, Batch()
+        try:
+            self.backlog.add(batch)
+        except Exception:
+            calls = ", ".join(sorted(batch.calls)) or "none"
+            log.exception("AMI batch lost after a failure: calls %s", calls)
+
     def _consume(self) -> None:
-        batch = Batch()
-        opened = time.monotonic()
         # A batch waits this long for more reads before it is written: fewer, larger
         # transactions under load, at most this much extra delay when the line is quiet.
         linger = min(self.flush_interval, 0.02)
         while True:
-            wait = self.flush_interval if not batch else opened + linger - time.monotonic()
+            pending = len(self._batch) + len(self.backlog.unresumed)
+            wait = self.flush_interval if not pending else self._opened + linger - time.monotonic()
             try:
                 item = self._queue.get(timeout=max(wait, 0.0))
             except queue.Empty:
                 item = _IDLE
             if item is None:
-                self._flush(batch, final=True)
+                self._flush(final=True)
                 return
-            if item is _LOST:
-                # The gap begins after the last event read, in the PBX's clock if it sends one.
-                self._gap_started = self.tracker.last_event_time or utcnow()
-            elif item is not _IDLE:
-                assert isinstance(item, tuple)
-                if not batch:
-                    opened = time.monotonic()
-                blocks, received_at = item
-                for block in blocks:
-                    # Parsed here, not on the reader thread: see AmiSession.on_blocks.
-                    frame, junk = read_frame(block)
-                    if junk:
-                        self.counters.junk_frames += 1
-                        log_junk(block)
-                    if frame is not None:
-                        self._handle(frame, received_at, batch)
-            if batch and (
-                len(batch) >= self.batch_max
+            if item is not _IDLE:
+                if not pending:
+                    self._opened = time.monotonic()
+                read: Read = None
+                if item is not _LOST:
+                    assert isinstance(item, tuple)
+                    read = item
+                if self._resumed:
+                    self._take(read, self._batch)
+                else:
+                    self.backlog.unresumed.append(read)
+                pending = len(self._batch) + len(self.backlog.unresumed)
+            if pending and (
+                pending >= self.batch_max
                 or item is _IDLE
-                or time.monotonic() - opened >= self.flush_interval
+                or time.monotonic() - self._opened >= self.flush_interval
             ):
-                self._flush(batch)
-                batch = Batch()
-            elif item is _IDLE and len(self.spool) and time.monotonic() >= self._retry_db_at:
-                self._flush(Batch())  # the database may be back: drain the spool
+                self._flush()
+            elif (
+                item is _IDLE
+                and (not self._resumed or self.backlog.waiting())
+                and time.monotonic() >= self._retry_db_at
+            ):
+                self._flush()  # the database may be back: resume, drain the spool
+
+    def _take(self, read: Read, batch: Batch) -> None:
+        """Track one read (or the place the connection was lost) into ``batch``."""
+        if read is None:
+            # The gap begins after the last event read, in the PBX's clock if it sends one.
+            self._gap_started = self.tracker.last_event_time or utcnow()
+            return
+        blocks, received_at = read
+        for block in blocks:
+            # Parsed here, not on the reader thread: see AmiSession.on_blocks.
+            frame, junk = read_frame(block)
+            if junk:
+                self.counters.junk_frames += 1
+                log_junk(block)
+            if frame is not None:
+                self._handle(frame, received_at, batch)
 
     def _handle(self, frame: Frame, received_at: datetime, batch: Batch) -> None:
         self.counters.frames += 1
@@ -293,9 +378,12 @@ class Listener:
         try:
             tracked = self.tracker.feed(frame, received_at)
         except Exception:  # a frame the tracker chokes on must not stop the listener
-            log.exception("AMI tracker failed on %s; frame skipped", frame.name)
+            self.counters.tracker_errors += 1
+            log.exception("AMI tracker failed on %s; frame stored raw and skipped", frame.name)
+            key = self._keys.key_of(frame.dedup_key)
+            batch.add(StoredEvent(frame, received_at, received_at, None, key), None)
             return
-        batch.add_tracked(frame, tracked, received_at)
+        batch.add_tracked(frame, tracked, received_at, self._keys)
 
     def _reconcile_item(self, action_id: str, frame: Frame, batch: Batch) -> None:
         pending = self._reconciles[action_id]
@@ -309,7 +397,7 @@ class Listener:
                 )
         elif frame.name == "CoreShowChannelsComplete":
             del self._reconciles[action_id]
-            began = pending.gap_started_at or self._gap_started or utcnow()
+            began = pending.gap_started_at or self._gap_started or self._resume_gap or utcnow()
             closed = self.tracker.close_gap(pending.alive, began)
             self.counters.gap_closed_calls += len(closed)
             for state in closed:
@@ -329,13 +417,19 @@ class Listener:
         elif frame.name == "QueueStatusComplete":
             self._queue_statuses.discard(action_id)
 
-    def _flush(self, batch: Batch, *, final: bool = False) -> None:
-        if len(self.spool):
-            if time.monotonic() < self._retry_db_at and not final:
-                self._spool(batch)
+    def _flush(self, *, final: bool = False) -> None:
+        if not self._resumed:
+            due = final or time.monotonic() >= self._retry_db_at
+            if not (due and self._resume()):
+                self.backlog.spool_reads()
                 return
-            if not self._drain():
-                self._spool(batch)
+        batch, self._batch = self._batch, Batch()
+        if self.backlog.waiting():
+            if time.monotonic() < self._retry_db_at and not final:
+                self.backlog.add(batch)
+                return
+            if not self.backlog.drain():
+                self.backlog.add(batch)
                 return
         if not batch:
             return
@@ -343,38 +437,37 @@ class Listener:
             self._write(batch)
         except StoreUnavailable as exc:
             self._db_down(exc)
-            self._spool(batch)
+            self.backlog.add(batch)
             return
         self._stored(batch)
 
     def _write(self, batch: Batch) -> None:
-        """Write; a batch the database refuses is retried as call states alone, then dropped."""
-        try:
-            self.store.write(batch)
-        except StoreRejected as exc:
-            log.error("AMI store refused a batch (%s): retrying without its raw events", exc)
-            try:
-                self.store.write(Batch(calls=batch.calls))
-            except StoreRejected as again:
-                calls = ", ".join(sorted(batch.calls)) or "none"
-                log.error("AMI store refused the call states too (%s); calls: %s", again, calls)
+        """Write; rows the database refuses even alone go to the quarantine (ami/isolate.py)."""
+        self.counters.quarantined_rows += write_isolating(self.store, batch)
 
-    def _drain(self) -> bool:
-        for path, spooled in self.spool.pending():
-            try:
-                self._write(spooled)
-            except StoreUnavailable as exc:
-                self._db_down(exc)
-                return False
-            self.spool.done(path)
-            self._stored(spooled)
-        log.info("spool drained: the database is back")
+    def _resume(self) -> bool:
+        """Pick up where the last listener stopped (see Backlog.resume), then track the reads
+        kept in memory meanwhile. False while the database is down."""
+        if not self.backlog.resume(self._load_open_calls, self._take):
+            return False
+        for read in self.backlog.unresumed:
+            self._take(read, self._batch)
+        self.backlog.unresumed = []
         return True
 
-    def _spool(self, batch: Batch) -> None:
-        if batch:
-            self.spool.append(batch)
-            self.counters.spooled_batches += 1
+    def _load_open_calls(self) -> bool:
+        try:
+            open_calls = self.store.load_open_calls()
+        except Exception as exc:  # the database is down: the consumer tries again later
+            self._db_down(StoreUnavailable(f"{type(exc).__name__}: {exc}"))
+            log.warning("could not load open calls to resume (%s)", type(exc).__name__)
+            return False
+        if open_calls:
+            self.tracker.resume(open_calls)
+            self._resume_gap = max(c.last_event_at for c in open_calls)
+            log.info("resuming %d open calls", len(open_calls))
+        self._resumed = True
+        return True
 
     def _db_down(self, exc: Exception) -> None:
         self._retry_db_at = time.monotonic() + self.db_retry_seconds

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from callcenter import logs, metrics
 from callcenter.ami.listener import Listener
 from callcenter.ami.spool import Spool
-from callcenter.ami.store import CallStore, caller_name, normalise_cached
+from callcenter.ami.store import CallStore, caller_name, int4_or_none, normalise_cached
 from callcenter.ami.tracker import CallState
 from callcenter.api.health import add_readiness_probe
 from callcenter.db import make_engine, make_sessionmaker
@@ -38,16 +38,16 @@ def live_message(state: CallState, *, pbx: str, region: str) -> dict[str, Any]:
         "caller_e164": normalise_cached(state.caller_id_raw, region).e164,
         "caller_id_private": state.private,
         "queue": state.queue,
-        "queue_position": state.queue_position,
+        "queue_position": int4_or_none(state.queue_position),
         "operator": state.operator,
         "operator_interface": state.operator_interface,
         "started_at": iso(state.started_at),
         "queued_at": iso(state.queued_at),
         "answered_at": iso(state.answered_at),
         "ended_at": iso(state.ended_at),
-        "wait_seconds": state.wait_seconds,
-        "answer_seconds": state.answer_seconds,
-        "talk_seconds": state.talk_seconds,
+        "wait_seconds": int4_or_none(state.wait_seconds),
+        "answer_seconds": int4_or_none(state.answer_seconds),
+        "talk_seconds": int4_or_none(state.talk_seconds),
         "overflows": state.overflows,
         "ended_by": state.ended_by,
         "gap": state.gap,

@@ -24,6 +24,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from callcenter.ami.frames import Frame
+from callcenter.ami.identity import EventKeys
 from callcenter.ami.tracker import CallState, Tracked
 from callcenter.db import utcnow
 from callcenter.db.sqlite_checkpoints import WalCheckpointer
@@ -45,6 +46,7 @@ class StoredEvent:
     event_time: datetime
     received_at: datetime
     call_uniqueid: str | None
+    dedup_key: str = ""  # the event's identity (callcenter.ami.identity); "" for the frame's
 
 
 @dataclass(slots=True)
@@ -61,12 +63,15 @@ class Batch:
         if changed is not None:
             self.calls[changed.uniqueid] = changed
 
-    def add_tracked(self, frame: Frame, tracked: Tracked, received_at: datetime) -> None:
-        """What the tracker made of a frame: its event row, if it belongs to a call, and the
-        call's change."""
+    def add_tracked(
+        self, frame: Frame, tracked: Tracked, received_at: datetime, keys: EventKeys
+    ) -> None:
+        """What the tracker made of a frame: its event row (keyed by ``keys``, the stream's),
+        if it belongs to a call, and the call's change."""
         event = None
         if tracked.call_uniqueid is not None:
-            event = StoredEvent(frame, tracked.event_time, received_at, tracked.call_uniqueid)
+            key = keys.key_of(frame.dedup_key)
+            event = StoredEvent(frame, tracked.event_time, received_at, tracked.call_uniqueid, key)
         self.add(event, tracked.changed)
 
 
@@ -126,6 +131,22 @@ def caller_name(value: str | None) -> str | None:
     if value is None or value.strip() in ("", "<unknown>"):
         return None
     return _text(value, 128)
+
+
+# Asterisk's AST_MAX_UNIQUEID: the longest Uniqueid or Linkedid it sends (the column's size).
+UNIQUEID_MAX = 150
+_INT4 = range(-(2**31), 2**31)
+
+
+def int4_or_none(value: object) -> int | None:
+    """A number for an INTEGER column, or None: a header such as ``Cause:
+    99999999999999999999`` does not fit one (the call's telephony_state keeps it, as text
+    when it is past 64 bits; the raw event keeps it as sent).
+
+    >>> int4_or_none(16), int4_or_none(3000000000), int4_or_none("16")
+    (16, None, None)
+    """
+    return value if type(value) is int and value in _INT4 else None
 
 
 @lru_cache(maxsize=65536)
@@ -189,6 +210,9 @@ class CallStore:
         except psycopg.Error as exc:
             self._caller_ids.clear()
             raise StoreRejected(f"{type(exc).__name__}: {exc}") from exc
+        except Exception:  # a value no driver binds: the transaction was rolled back too
+            self._caller_ids.clear()
+            raise
 
     def load_open_calls(self) -> list[CallState]:
         """Snapshots of calls left open by a previous listener, so the tracker resumes them."""
@@ -261,8 +285,8 @@ class CallStore:
 
     def _call_values(self, state: CallState, number: CallerNumber) -> dict[str, Any]:
         return {
-            "uniqueid": state.uniqueid,
-            "linkedid": state.linkedid,
+            "uniqueid": state.uniqueid,  # the key: one that does not fit is refused, isolated
+            "linkedid": _text(state.linkedid, UNIQUEID_MAX),
             "channel": _text(state.channel, 128),
             "caller_id_raw": _text(state.caller_id_raw, 128),
             "caller_id_name": caller_name(state.caller_id_name),
@@ -275,14 +299,14 @@ class CallStore:
             "answered_at": state.answered_at,
             "ended_at": state.ended_at,
             "queue": _text(state.queue, 64),
-            "queue_position": state.queue_position,
+            "queue_position": int4_or_none(state.queue_position),
             "operator": _text(state.operator, 128),
             "operator_interface": _text(state.operator_interface, 128),
-            "wait_seconds": state.wait_seconds,
-            "answer_seconds": state.answer_seconds,
-            "talk_seconds": state.talk_seconds,
+            "wait_seconds": int4_or_none(state.wait_seconds),
+            "answer_seconds": int4_or_none(state.answer_seconds),
+            "talk_seconds": int4_or_none(state.talk_seconds),
             "ended_by": state.ended_by,
-            "hangup_cause": state.hangup_cause,
+            "hangup_cause": int4_or_none(state.hangup_cause),
             "hangup_cause_txt": _text(state.hangup_cause_txt, 64),
             "transferred_to": _text(state.transferred_to, 128),
             "overflows": state.overflows,
@@ -372,10 +396,10 @@ class CallStore:
         rows = [
             (
                 pbx,
-                e.frame.dedup_key,
+                e.dedup_key or e.frame.dedup_key,
                 ids.get(e.call_uniqueid) if e.call_uniqueid else None,
-                _text(e.frame.get("Uniqueid"), 64),
-                _text(e.frame.get("Linkedid"), 64),
+                _text(e.frame.get("Uniqueid"), UNIQUEID_MAX),
+                _text(e.frame.get("Linkedid"), UNIQUEID_MAX),
                 _text(e.frame.name, 64) or "",
                 when(e.event_time),
                 arrival[e.received_at],
@@ -485,18 +509,28 @@ def _raw_text(frame: Frame) -> str:
 
 
 def _json_safe(data: dict[str, Any]) -> dict[str, Any]:
-    """PostgreSQL's JSON refuses NUL: written as the text ``\\x00``, as in ``_text``."""
-    if b"\\u0000" not in orjson.dumps(data):
-        return data
-    cleaned: dict[str, Any] = _without_nul(data)
+    """PostgreSQL's JSON refuses NUL: written as the text ``\\x00``, as in ``_text``. A number
+    past 64 bits (which no driver binds) is kept as its text.
+
+    >>> _json_safe({"hangup_cause": 99999999999999999999, "name": "a\\x00b"})
+    {'hangup_cause': '99999999999999999999', 'name': 'a\\\\x00b'}
+    """
+    try:
+        if b"\\u0000" not in orjson.dumps(data):
+            return data
+    except TypeError:  # orjson: "Integer exceeds 64-bit range"
+        pass
+    cleaned: dict[str, Any] = _storable(data)
     return cleaned
 
 
-def _without_nul(value: Any) -> Any:
+def _storable(value: Any) -> Any:
     if isinstance(value, str):
         return value.replace("\x00", "\\x00")
+    if type(value) is int and not -(2**63) <= value < 2**63:
+        return str(value)
     if isinstance(value, list):
-        return [_without_nul(v) for v in value]
+        return [_storable(v) for v in value]
     if isinstance(value, dict):
-        return {k: _without_nul(v) for k, v in value.items()}
+        return {k: _storable(v) for k, v in value.items()}
     return value

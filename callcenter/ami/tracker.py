@@ -192,7 +192,7 @@ def event_time(frame: Frame, received_at: datetime) -> datetime:
     if stamp:
         try:
             return datetime.fromtimestamp(float(stamp), UTC)
-        except (ValueError, OverflowError):
+        except (ValueError, OverflowError, OSError):  # OSError: "Timestamp: 1e18"
             pass
     return received_at
 

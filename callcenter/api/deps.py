@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from sqlalchemy.orm import Session, sessionmaker
 
 from callcenter.api.writes import WriteThreads
@@ -23,6 +23,13 @@ COMMIT_THREADS = 4
 
 def commit_executor() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=COMMIT_THREADS, thread_name_prefix="db-commit")
+
+
+# The largest id, offset or version a request may carry: JavaScript's largest safe integer (a
+# generated client loses precision past it; our BIGINT ids never get there). Larger is a 422
+# the OpenAPI document states, never an overflow in the driver.
+MAX_INT = 2**53 - 1
+Id = Annotated[int, Path(ge=1, le=MAX_INT)]
 
 
 async def get_settings_dep(request: Request) -> Settings:

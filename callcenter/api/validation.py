@@ -22,6 +22,14 @@ def describe(error: dict[str, Any]) -> dict[str, Any]:
 async def validation_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = [describe(error) for error in exc.errors()]
+    if any(e["type"] == "json_invalid" for e in errors):
+        # Not pydantic's "JSON decode error" with the position: say it plainly.
+        errors = [
+            {"field": "body", "message": "malformed JSON", "type": "json_invalid"}
+            if e["type"] == "json_invalid"
+            else e
+            for e in errors
+        ]
     detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
     return JSONResponse(
         status_code=422, content={"error": "invalid_input", "detail": detail, "errors": errors}

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from fastapi import APIRouter, status
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from callcenter.api.auth import OperatorUser
-from callcenter.api.deps import SessionDep, SettingsDep
+from callcenter.api.deps import Id, SessionDep, SettingsDep
 from callcenter.callbacks import service
 from callcenter.callbacks.models import CallbackOutcome
 from callcenter.db import utcnow
@@ -26,6 +26,8 @@ class ItemOut(BaseModel):
 
 
 class AttemptIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     outcome: CallbackOutcome
     note: str | None = Field(default=None, max_length=2000)
 
@@ -53,7 +55,7 @@ def worklist(session: SessionDep, settings: SettingsDep, _user: OperatorUser) ->
 
 @router.post("/{call_id}/attempts", status_code=status.HTTP_201_CREATED)
 def record_attempt(
-    call_id: int, body: AttemptIn, session: SessionDep, settings: SettingsDep, user: OperatorUser
+    call_id: Id, body: AttemptIn, session: SessionDep, settings: SettingsDep, user: OperatorUser
 ) -> AttemptOut:
     attempt, still_open = service.record_attempt(
         session,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from functools import partial
 from typing import Annotated, Any
 
@@ -10,7 +11,7 @@ from pydantic import AwareDatetime
 from sqlalchemy import Connection, Row
 
 from callcenter.api.auth import CurrentUser, TokenClaimsDep, admit
-from callcenter.api.deps import SessionDep, SettingsDep, WriteThreadsDep
+from callcenter.api.deps import MAX_INT, Id, SessionDep, SettingsDep, WriteThreadsDep
 from callcenter.calls import callers, service
 from callcenter.calls.privacy import summary_for
 from callcenter.calls.schemas import (
@@ -32,11 +33,14 @@ router = APIRouter(prefix="/api/v1/calls", tags=["calls"])
 callers_router = APIRouter(prefix="/api/v1/callers", tags=["callers"])
 
 Limit = Annotated[int, Query(ge=1, le=500, description="Page size.")]
-Offset = Annotated[int, Query(ge=0, description="How many matching calls to skip.")]
+Offset = Annotated[int, Query(ge=0, le=MAX_INT, description="How many matching calls to skip.")]
 
 
 def etag(call: Call | Row[Any]) -> str:
     return f'"{call.version}"'
+
+
+IF_MATCH_PATTERN = r'^\s*(\*|(W/)?"?[0-9]{1,18}"?(\s*,\s*(W/)?"?[0-9]{1,18}"?)*)\s*$'
 
 
 def parse_if_match(value: str | None) -> list[int]:
@@ -46,10 +50,20 @@ def parse_if_match(value: str | None) -> list[int]:
     versions = []
     for tag in value.split(","):
         text = tag.strip().removeprefix("W/").strip('"')
-        if not text.isdigit():
-            raise InvalidInput(f"If-Match must hold the call's ETag, like '\"3\"'; got {tag!r}")
+        if not text.isdigit() or len(text) > 18:
+            raise InvalidInput("If-Match must hold the call's ETag, like '\"3\"' (or *)")
         versions.append(int(text))
     return versions
+
+
+def in_utc(value: datetime | None, name: str) -> datetime | None:
+    """The time in UTC; one that has none (0001-01-01T00:00+14:00) is refused, not a 500."""
+    try:
+        return value.astimezone(UTC) if value is not None else None
+    except OverflowError:
+        raise InvalidInput(
+            f"`{name}` is outside the times the calls can have", field=name
+        ) from None
 
 
 @router.get("")
@@ -76,8 +90,8 @@ def list_calls(
     offset: Offset = 0,
 ) -> CallPage:
     filters = service.CallFilters(
-        started_from=started_from,
-        started_to=started_to,
+        started_from=in_utc(started_from, "from"),
+        started_to=in_utc(started_to, "to"),
         outcomes=outcome or (),
         classifications=classification or (),
         caller=caller,
@@ -95,7 +109,7 @@ def list_calls(
 
 @router.get("/{call_id}")
 def get_call(
-    call_id: Annotated[int, Path(ge=1)],
+    call_id: Id,
     session: SessionDep,
     _user: CurrentUser,
     response: Response,
@@ -126,14 +140,18 @@ def get_call(
     responses={409: {"description": "The call changed since it was read (stale version)."}},
 )
 async def classify_call(
-    call_id: Annotated[int, Path(ge=1)],
+    call_id: Id,
     body: ClassificationIn,
     token: TokenClaimsDep,
     writes: WriteThreadsDep,
     settings: SettingsDep,
     response: Response,
     if_match: Annotated[
-        str | None, Header(description='The ETag of the call as read, e.g. "3".')
+        str | None,
+        Header(
+            description='The ETag of the call as read, e.g. "3" (or *).',
+            pattern=IF_MATCH_PATTERN,
+        ),
     ] = None,
 ) -> CallSummary:
     """The operators' hot path: the whole unit of work (who asks, the change, the commit) runs

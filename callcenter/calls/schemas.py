@@ -164,6 +164,8 @@ class ClassificationIn(BaseModel):
     note: str | None = Field(default=None, max_length=MAX_NOTE_LENGTH)
     version: int | None = Field(
         default=None,
+        ge=0,
+        le=2**53 - 1,  # as callcenter.api.deps.MAX_INT
         description="The call's version as read; a different current version gets 409. "
         "The If-Match header does the same; when both are given both must match.",
     )

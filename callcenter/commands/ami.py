@@ -14,6 +14,8 @@ from callcenter.ami.runtime import AmiRuntime
 from callcenter.db import make_engine, migrate
 from callcenter.settings import get_settings
 
+log = logging.getLogger(__name__)
+
 
 def register(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
@@ -25,16 +27,19 @@ def register(subparsers: Any) -> None:
 def run(_args: argparse.Namespace) -> int:
     settings = get_settings()
     engine = make_engine(settings.resolved_database_url)
-    at_head = migrate.is_at_head(engine)
+    at_head = migrate.is_at_head_or_unreachable(engine)
     engine.dispose()
-    if not at_head:
+    if at_head is False:
         print("the database schema is not at head: run `callcenter migrate` first")  # noqa: T201
         return 2
+    if at_head is None:
+        # A PBX does not wait for our database: listen, spool, store when it is back.
+        log.warning("the database is unreachable: listening anyway, events spool on disk")
     lock = PbxLock(settings)
     try:
         lock.acquire()
     except PbxLockHeld as exc:
-        logging.getLogger(__name__).error("%s", exc)
+        log.error("%s", exc)
         return 1
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):

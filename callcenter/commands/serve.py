@@ -107,7 +107,12 @@ def _run(args: argparse.Namespace) -> int:
     if not args.no_migrate:
         # Like a prestart step: the embedded default just works; replicas can pass --no-migrate.
         engine = make_engine(settings.resolved_database_url)
-        migrate.upgrade_and_seed(engine, settings)  # as `callcenter migrate`: agencies too
+        if migrate.is_at_head_or_unreachable(engine) is None:
+            # A PBX does not wait for our database: the listener spools, the API answers 503
+            # and /readyz says why, until it is back (then `callcenter migrate` if needed).
+            log.warning("the database is unreachable: starting without migrating")
+        else:
+            migrate.upgrade_and_seed(engine, settings)  # as `callcenter migrate`: agencies too
         engine.dispose()
     if args.workers > 1:
         # Each worker process builds its own app (and engine) from the same settings.

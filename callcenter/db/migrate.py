@@ -7,6 +7,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from callcenter.db import make_sessionmaker, transaction
 from callcenter.incidents import agencies
@@ -53,6 +54,15 @@ def current_revisions(engine: Engine) -> set[str]:
 
 def is_at_head(engine: Engine) -> bool:
     return current_revisions(engine) == head_revisions(engine)
+
+
+def is_at_head_or_unreachable(engine: Engine) -> bool | None:
+    """``is_at_head``, or None when the database cannot be reached (a listener starts anyway:
+    it spools until the database is back)."""
+    try:
+        return is_at_head(engine)
+    except (OperationalError, InterfaceError):
+        return None
 
 
 def check(engine: Engine) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 
 from callcenter.api.auth import AdminUser, OperatorUser
-from callcenter.api.deps import SessionDep, SettingsDep
+from callcenter.api.deps import Id, SessionDep, SettingsDep
 from callcenter.db import utcnow
 from callcenter.incidents import agencies, service
 from callcenter.incidents.schemas import (
@@ -80,18 +80,18 @@ def create_incident(
 
 
 @router.get("/incidents/{incident_id}")
-def get_incident(incident_id: int, session: SessionDep, _user: OperatorUser) -> IncidentOut:
+def get_incident(incident_id: Id, session: SessionDep, _user: OperatorUser) -> IncidentOut:
     return IncidentOut.model_validate(service.get_incident(session, incident_id))
 
 
 @router.get("/calls/{call_id}/incident")
-def incident_for_call(call_id: int, session: SessionDep, _user: OperatorUser) -> IncidentOut:
+def incident_for_call(call_id: Id, session: SessionDep, _user: OperatorUser) -> IncidentOut:
     return IncidentOut.model_validate(service.incident_for_call(session, call_id))
 
 
 @router.post("/incidents/{incident_id}/assignments", status_code=status.HTTP_201_CREATED)
 def add_assignment(
-    incident_id: int, body: AssignmentIn, session: SessionDep, user: OperatorUser
+    incident_id: Id, body: AssignmentIn, session: SessionDep, user: OperatorUser
 ) -> AssignmentOut:
     assignment = service.add_assignment(
         session,
@@ -105,7 +105,7 @@ def add_assignment(
 
 @router.post("/assignments/{assignment_id}/status")
 def change_status(
-    assignment_id: int, body: StatusIn, session: SessionDep, user: OperatorUser
+    assignment_id: Id, body: StatusIn, session: SessionDep, user: OperatorUser
 ) -> AssignmentOut:
     assignment = service.change_status(
         session,

@@ -6,16 +6,21 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from callcenter.api.deps import MAX_INT
 from callcenter.incidents.followup import FollowUp
 
 
 class AgencyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     code: str = Field(pattern=r"^[a-z0-9_\-]{2,32}$")
     name: str = Field(min_length=1, max_length=128)
     kind: str = Field(min_length=1, max_length=32)
 
 
 class AgencyPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     name: str | None = Field(default=None, min_length=1, max_length=128)
     kind: str | None = Field(default=None, min_length=1, max_length=32)
     active: bool | None = None
@@ -31,12 +36,16 @@ class AgencyOut(BaseModel):
 
 
 class AssignmentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     agency_code: str
     primary: bool = False
 
 
 class IncidentIn(BaseModel):
-    call_id: int
+    model_config = ConfigDict(extra="forbid")
+
+    call_id: int = Field(ge=1, le=MAX_INT)
     category: str
     district: str | None = None
     village: str | None = None
@@ -48,10 +57,12 @@ class IncidentIn(BaseModel):
 
 
 class StatusIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     status: FollowUp
     reason: str | None = Field(default=None, max_length=2000)
     # The version read; when given and stale, the change is refused with 409.
-    version: int | None = None
+    version: int | None = Field(default=None, ge=0, le=MAX_INT)
 
 
 class StepOut(BaseModel):

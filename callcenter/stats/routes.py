@@ -68,10 +68,22 @@ async def fresh_rollups(
 StatsUser = Annotated[User, Depends(fresh_rollups, scope="function")]
 
 
+# The rollups key an hour as the integer YYYYMMDDHH (an INTEGER column): 2147 is the last year.
+FIRST_DAY, LAST_DAY = date(1900, 1, 1), date(2147, 12, 31)
+MONTH_PATTERN = r"^(19\d\d|20\d\d|21[0-3]\d|214[0-7])-(0[1-9]|1[0-2])$"
+
+
 def date_range(
-    from_: Annotated[date, Query(alias="from", description="first local day, YYYY-MM-DD")],
-    to: Annotated[date, Query(description="last local day (inclusive), YYYY-MM-DD")],
+    from_: Annotated[
+        date, Query(alias="from", description="first local day, YYYY-MM-DD (from 1900-01-01)")
+    ],
+    to: Annotated[
+        date, Query(description="last local day (inclusive), YYYY-MM-DD (to 2147-12-31)")
+    ],
 ) -> tuple[date, date]:
+    if from_ < FIRST_DAY or to > LAST_DAY:
+        # A day next to date's own limits has no UTC bounds (nor a following day).
+        raise InvalidInput(f"days go from {FIRST_DAY} to {LAST_DAY}", field="from")
     if from_ > to:
         raise InvalidInput("`from` is after `to`", field="from")
     if (to - from_).days >= MAX_DAYS:
@@ -180,7 +192,7 @@ def callers(
     settings: SettingsDep,
     user: StatsUser,
     limit: Annotated[int, Query(ge=1, le=500)] = 20,
-    min_pranks: Annotated[int, Query(ge=1)] = 2,
+    min_pranks: Annotated[int, Query(ge=1, le=1_000_000)] = 2,
     format: Format = "json",
 ) -> Response:
     result = queries.callers(
@@ -211,7 +223,9 @@ def regions(
 
 
 def month_range(
-    month: Annotated[str, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="YYYY-MM")],
+    month: Annotated[
+        str, Query(pattern=MONTH_PATTERN, description="YYYY-MM, from 1900-01 to 2147-12")
+    ],
 ) -> tuple[date, date]:
     first = date(int(month[:4]), int(month[5:]), 1)
     following = date(first.year + first.month // 12, first.month % 12 + 1, 1)

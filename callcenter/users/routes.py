@@ -7,12 +7,12 @@ from typing import Annotated
 from fastapi import APIRouter, Path, status
 
 from callcenter.api.auth import AdminUser, CurrentUser
-from callcenter.api.deps import SessionDep
+from callcenter.api.deps import MAX_INT, SessionDep
 from callcenter.users import service
 from callcenter.users.schemas import UserCreate, UserOut, UserUpdate
 
 router = APIRouter(prefix="/api/v1/users", tags=["users"])
-UserId = Annotated[int, Path(ge=1)]
+UserId = Annotated[int, Path(ge=1, le=MAX_INT)]
 
 
 @router.get("/me")

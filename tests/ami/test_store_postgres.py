@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from callcenter.ami import store as store_module
 from callcenter.ami.fake_server import Recording
 from callcenter.ami.frames import read_frame
+from callcenter.ami.identity import EventKeys
 from callcenter.ami.store import Batch, CallStore, StoreRejected, StoreUnavailable
 from callcenter.ami.tracker import CallTracker
 from callcenter.db import make_engine, make_sessionmaker
@@ -23,13 +24,14 @@ from tests.conftest import POSTGRES_ADMIN_URL, TRACES, new_postgres_database
 def recorded_batch() -> Batch:
     tracker = CallTracker(inbound_context="from-pstn", inbound_extensions=["112"])
     batch = Batch()
+    keys = EventKeys()
     now = datetime.now(UTC)
     for chunk in Recording.load(TRACES / "01-answered", stamp=True).frames:
         frame, _ = read_frame(chunk.data.removesuffix(b"\r\n\r\n"))
         if frame is None or not frame.is_event:
             continue
         tracked = tracker.feed(frame, now)
-        batch.add_tracked(frame, tracked, now)
+        batch.add_tracked(frame, tracked, now, keys)
     return batch
 
 
