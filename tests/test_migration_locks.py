@@ -11,7 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
 from callcenter.db import make_engine
-from callcenter.db.migrate import current_revisions, upgrade
+from callcenter.db.migrate import current_revisions, head_revisions, upgrade
 from tests.conftest import new_postgres_database
 
 pytestmark = pytest.mark.postgres
@@ -49,5 +49,5 @@ def _gives_up_and_keeps_earlier_ones(url: str) -> None:
     # key from call_events to calls, which needs calls: it gave up, rolled back.
     assert current_revisions(engine) == {"0005_call_events_raw"}
     upgrade(engine)  # nothing holds calls now
-    assert current_revisions(engine) == {"0009_login_failures"}
+    assert current_revisions(engine) == head_revisions(engine)
     engine.dispose()

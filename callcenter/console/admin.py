@@ -9,7 +9,7 @@ from fastapi import APIRouter, Form, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
-from callcenter.api.deps import SessionDep
+from callcenter.api.deps import MAX_INT, SessionDep
 from callcenter.console import web
 from callcenter.console.web import AdminPage, AdminPost, ConsoleSession
 from callcenter.errors import CallCenterError, InvalidInput
@@ -19,7 +19,7 @@ from callcenter.models import Role
 from callcenter.users import service as users
 
 router = APIRouter(prefix=f"{web.PREFIX}/admin", include_in_schema=False)
-UserId = Annotated[int, Path(ge=1)]
+UserId = Annotated[int, Path(ge=1, le=MAX_INT)]
 AGENCY_CODE = re.compile(AgencyIn.model_fields["code"].metadata[0].pattern)
 
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Form, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
-from callcenter.api.deps import SessionDep, SettingsDep
+from callcenter.api.deps import MAX_INT, SessionDep, SettingsDep
 from callcenter.callbacks import service
 from callcenter.callbacks.models import CallbackOutcome
 from callcenter.console import web
@@ -62,7 +62,7 @@ def worklist(
 @router.post("/callbacks/{call_id}/attempts")
 def record_attempt(
     request: Request,
-    call_id: Annotated[int, Path(ge=1)],
+    call_id: Annotated[int, Path(ge=1, le=MAX_INT)],
     console: OperatorPost,
     session: SessionDep,
     settings: SettingsDep,

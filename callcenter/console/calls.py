@@ -15,7 +15,7 @@ from sqlalchemy import Connection, Row
 from sqlalchemy.orm import Session
 
 from callcenter.api.auth import admit
-from callcenter.api.deps import SessionDep, SettingsDep, WriteThreadsDep
+from callcenter.api.deps import MAX_INT, SessionDep, SettingsDep, WriteThreadsDep
 from callcenter.callbacks import service as callbacks
 from callcenter.calls import callers
 from callcenter.calls import service as calls
@@ -30,7 +30,7 @@ from callcenter.models import Classification, Role
 from callcenter.settings import Settings
 
 router = APIRouter(prefix=web.PREFIX, include_in_schema=False)
-CallId = Annotated[int, Path(ge=1)]
+CallId = Annotated[int, Path(ge=1, le=MAX_INT)]
 KEYS = {"emergency": "d", "prank": "i", "non_emergency": "b"}
 
 
@@ -195,7 +195,7 @@ def create_incident(
 @router.post("/assignments/{assignment_id}/status")
 def change_status(
     request: Request,
-    assignment_id: Annotated[int, Path(ge=1)],
+    assignment_id: Annotated[int, Path(ge=1, le=MAX_INT)],
     console: OperatorPost,
     session: SessionDep,
     settings: SettingsDep,

@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from callcenter.api.auth import OperatorUser, SupervisorUser
-from callcenter.api.deps import SessionDep, SettingsDep
+from callcenter.api.deps import Id, SessionDep, SettingsDep
 from callcenter.db import utcnow
 from callcenter.errors import Conflict, NotFound
 from callcenter.incidents.followup import FollowUp
@@ -25,7 +25,8 @@ from callcenter.notify.stats import AgencyResponse, agency_response
 from callcenter.settings import Settings
 from callcenter.stats.routes import Range
 
-ack_router = APIRouter(tags=["acknowledgement"])
+# The agencies' one-page form (HTML, opened from a message): not part of the REST API.
+ack_router = APIRouter(tags=["acknowledgement"], include_in_schema=False)
 router = APIRouter(prefix="/api/v1", tags=["notifications"])
 
 _REFUSED = {
@@ -88,7 +89,7 @@ def ack_submit(
 
 @router.get("/incidents/{incident_id}/timeline")
 def incident_timeline(
-    incident_id: int, session: SessionDep, _user: OperatorUser
+    incident_id: Id, session: SessionDep, _user: OperatorUser
 ) -> list[timeline.Entry]:
     entries = timeline.for_incident(session, incident_id)
     if entries is None:
