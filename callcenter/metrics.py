@@ -24,12 +24,15 @@ from prometheus_client.registry import Collector
 from sqlalchemy import Engine, func, select
 
 from callcenter.db import utcnow
+from callcenter.ivr.models import IvrRun
 from callcenter.models import FINAL_OUTCOMES, Call, LoginFailure, Outcome
+from callcenter.notify.models import Notification
 from callcenter.settings import MetricsSettings
 
 if TYPE_CHECKING:
     from callcenter.ami.listener import Listener
     from callcenter.ami.store import Batch
+    from callcenter.ivr.server import FastAgiServer
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +148,50 @@ COUNTERS = {
 
 REGISTRY.register(ListenersCollector())
 
+_FASTAGI: weakref.WeakSet[FastAgiServer] = weakref.WeakSet()
+
+
+def watch_fastagi(server: FastAgiServer) -> None:
+    """Export this FastAGI server's slots and counters while it lives."""
+    _FASTAGI.add(server)
+
+
+class FastAgiCollector(Collector):
+    """The FastAGI servers of this process (`serve` or `fastagi`), read at scrape time."""
+
+    def collect(self) -> Iterator[Metric]:
+        in_use = GaugeMetricFamily(
+            "siaga112_fastagi_sessions_in_use", "IVR sessions running now", labels=["port"]
+        )
+        slots = GaugeMetricFamily(
+            "siaga112_fastagi_max_sessions", "IVR sessions allowed at once", labels=["port"]
+        )
+        sessions = CounterMetricFamily(
+            "siaga112_fastagi_sessions",
+            "IVR sessions by how they went: served, or skipped (no slot: queued unchecked)",
+            labels=["port", "result"],
+        )
+        refused = CounterMetricFamily(
+            "siaga112_fastagi_refused_peers",
+            "Connections from peers not in [fastagi] allowed_peers",
+            labels=["port"],
+        )
+        errors = CounterMetricFamily(
+            "siaga112_fastagi_accept_errors", "accept() failures, retried", labels=["port"]
+        )
+        for server in list(_FASTAGI):
+            port = str(server.port)
+            in_use.add_metric([port], float(server.active_sessions()))
+            slots.add_metric([port], float(server.max_sessions))
+            sessions.add_metric([port, "served"], float(server.counters.served))
+            sessions.add_metric([port, "skipped"], float(server.counters.skipped))
+            refused.add_metric([port], float(server.counters.refused_peers))
+            errors.add_metric([port], float(server.counters.accept_errors))
+        yield from (in_use, slots, sessions, refused, errors)
+
+
+REGISTRY.register(FastAgiCollector())
+
 
 class DatabaseCollector(Collector):
     """Calls and users as the database holds them, read at scrape time (indexed queries)."""
@@ -174,6 +221,14 @@ class DatabaseCollector(Collector):
                     select(Call.pbx, Call.started_at, Call.answered_at).where(
                         Call.answered_at >= now - timedelta(hours=1)
                     )
+                ).all()
+                ivr_runs = connection.execute(
+                    select(IvrRun.outcome, IvrRun.lookup_status, func.count())
+                    .where(IvrRun.started_at >= now - self.window)
+                    .group_by(IvrRun.outcome, IvrRun.lookup_status)
+                ).all()
+                queued = connection.execute(
+                    select(Notification.status, func.count()).group_by(Notification.status)
                 ).all()
                 locked = connection.scalar(
                     # Names locked out (users.login counts failures by name, known or not).
@@ -217,6 +272,22 @@ class DatabaseCollector(Collector):
                 last.add_metric([pbx], when.timestamp())
         yield last
         yield from _answer_times(answered)
+        runs = GaugeMetricFamily(
+            "siaga112_ivr_runs",
+            "IVR runs in the window by outcome and look-up (lookup=miss: queued unchecked)",
+            labels=["outcome", "lookup"],
+        )
+        for run_outcome, lookup, count in ivr_runs:
+            runs.add_metric([str(run_outcome), str(lookup or "none")], float(count))
+        yield runs
+        notifications = GaugeMetricFamily(
+            "siaga112_notifications",
+            "Agency notifications by delivery status (pending and failed: still to be sent)",
+            labels=["status"],
+        )
+        for status, count in queued:
+            notifications.add_metric([getattr(status, "value", str(status))], float(count))
+        yield notifications
         users = GaugeMetricFamily("siaga112_users_locked_out", "Users locked out right now")
         users.add_metric([], float(locked or 0))
         yield users

@@ -134,3 +134,58 @@ def test_the_listener_figures_follow_a_replayed_trace(settings: Settings, tmp_pa
     assert REGISTRY.get_sample_value("siaga112_ami_batch_events_sum", labels) == stored
     latency = REGISTRY.get_sample_value("siaga112_ami_event_commit_latency_seconds_count", labels)
     assert latency == counters.batches
+
+
+def test_ivr_and_notification_figures(
+    settings: Settings, session_factory: sessionmaker[Session], tmp_path: Path
+) -> None:
+    """FastAGI slots and sessions (served, skipped), IVR look-up misses and the agencies'
+    notification queue, as a scrape shows them."""
+    from callcenter.ivr.models import IvrRun
+    from callcenter.ivr.server import FastAgiServer
+    from callcenter.metrics import watch_fastagi
+    from callcenter.settings import FastAgiSettings
+    from tests.ivr.fake_asterisk import Scenario, session
+    from tests.ivr.test_fastagi_server import converse
+
+    now = utcnow()
+    with session_factory.begin() as db:
+        for n, (outcome, lookup) in enumerate(
+            [("completed", "found"), ("completed", "miss"), ("skipped_busy", None)]
+        ):
+            db.add(
+                IvrRun(
+                    pbx="p",
+                    uniqueid=f"9.{n}",
+                    channel="",
+                    caller_id_raw="",
+                    outcome=outcome,
+                    lookup_status=lookup,
+                    prompts_failed=0,
+                    started_at=now,
+                )
+            )
+    fast = settings.model_copy(
+        update={"fastagi": FastAgiSettings(host="127.0.0.1", port=0, max_sessions=3)}
+    )
+    server = FastAgiServer(fast)
+    server.start()
+    watch_fastagi(server)
+    recorded = session("05-hangup-in-ivr", "fastagi").with_uniqueid("9.99")
+    converse(server.port, Scenario(recorded, fastagi=True))
+    settings = settings.model_copy(update={"metrics": MetricsSettings(enabled=True, port=0)})
+    try:
+        with TestClient(create_app(settings)) as client:
+            scraped = scrape(client.app.state.metrics.port)  # type: ignore[attr-defined]
+    finally:
+        server.stop(grace=0)
+
+    port = str(server.port)
+    assert value(scraped, "siaga112_fastagi_max_sessions", port=port) == 3
+    assert value(scraped, "siaga112_fastagi_sessions_in_use", port=port) == 0
+    assert value(scraped, "siaga112_fastagi_sessions_total", port=port, result="served") == 1
+    assert value(scraped, "siaga112_fastagi_sessions_total", port=port, result="skipped") == 0
+    assert value(scraped, "siaga112_ivr_runs", outcome="completed", lookup="miss") == 1
+    assert value(scraped, "siaga112_ivr_runs", outcome="skipped_busy", lookup="none") == 1
+    # 9.99 was served above and recorded too.
+    assert value(scraped, "siaga112_ivr_runs", outcome="completed", lookup="found") == 2

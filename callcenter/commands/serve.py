@@ -16,7 +16,7 @@ from typing import Any
 
 import uvicorn
 
-from callcenter import sdnotify
+from callcenter import metrics, sdnotify
 from callcenter.ami.pbx_lock import PbxLock, PbxLockHeld
 from callcenter.ami.runtime import AmiRuntime
 from callcenter.api.health import add_readiness_probe
@@ -139,6 +139,7 @@ def _run(args: argparse.Namespace) -> int:
             host, port = fastagi.bind()
             fastagi.start()
             add_readiness_probe(app, "fastagi", fastagi.readiness)
+            metrics.watch_fastagi(fastagi)
             log.info(
                 "FastAGI server listening on %s:%d (at most %d sessions)",
                 host,
