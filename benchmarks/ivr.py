@@ -17,8 +17,11 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
@@ -85,7 +88,10 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
-def bench_fastagi(environ: dict[str, str]) -> None:
+@contextmanager
+def fastagi_server(environ: dict[str, str]) -> Iterator[tuple[int, int]]:
+    """`callcenter fastagi` on a free port: (its pid, its port); stopped (SIGTERM) at the end,
+    which lets running sessions record their runs."""
     server = subprocess.Popen(
         [CALLCENTER, "fastagi", "--host", "127.0.0.1", "--port", "0"],
         stderr=subprocess.PIPE,
@@ -97,7 +103,20 @@ def bench_fastagi(environ: dict[str, str]) -> None:
         if match := re.search(rb"listening on 127\.0\.0\.1:(\d+)", raw):
             port = int(match[1])
             break
+    lines: list[bytes] = []
+    drain = threading.Thread(target=lambda: lines.extend(server.stderr or []), daemon=True)
+    drain.start()
     try:
+        yield server.pid, port
+    finally:
+        server.terminate()
+        server.wait()
+        drain.join()
+        server.stderr.close()
+
+
+def bench_fastagi(environ: dict[str, str]) -> None:
+    with fastagi_server(environ) as (_pid, port):
         durations: list[float] = []
         p50s = []
         with ThreadPoolExecutor(max_workers=CONCURRENT) as pool:
@@ -112,10 +131,6 @@ def bench_fastagi(environ: dict[str, str]) -> None:
             f"p99 {percentile(durations, 0.99) * 1000:.1f} ms "
             f"(median of per-round p50s {statistics.median(p50s) * 1000:.1f} ms)"
         )
-    finally:
-        server.terminate()  # waits for the sessions to record their runs
-        server.wait()
-        server.stderr.close()
     print(f"  look-ups (ivr_runs.lookup_status): {lookup_statuses(environ)}")
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -30,7 +29,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchmarks.ivr import env_block, percentile
+from benchmarks.ivr import env_block, fastagi_server, percentile
 from callcenter.settings import IvrSettings, get_settings
 
 CALLCENTER = str(Path(sys.executable).parent / "callcenter")
@@ -134,31 +133,6 @@ def peak_rss(pid: int) -> Iterator[list[int]]:
     finally:
         done.set()
         sampler.join()
-
-
-@contextmanager
-def fastagi_server(environ: dict[str, str]) -> Iterator[tuple[int, int]]:
-    server = subprocess.Popen(
-        [CALLCENTER, "fastagi", "--host", "127.0.0.1", "--port", "0"],
-        stderr=subprocess.PIPE,
-        env=environ,
-    )
-    assert server.stderr is not None
-    port = 0
-    for raw in server.stderr:
-        if match := re.search(rb"listening on 127\.0\.0\.1:(\d+)", raw):
-            port = int(match[1])
-            break
-    lines: list[bytes] = []
-    drain = threading.Thread(target=lambda: lines.extend(server.stderr or []), daemon=True)
-    drain.start()
-    try:
-        yield server.pid, port
-    finally:
-        server.terminate()
-        server.wait()
-        drain.join()
-        server.stderr.close()
 
 
 def seed_flagged(url: str, count: int) -> None:
