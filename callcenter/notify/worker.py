@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from callcenter.db import utcnow
@@ -127,7 +128,11 @@ class Worker:
         while not stop.is_set():
             try:
                 busy = self.run_once()
-            except Exception:  # the database may be down: keep going, nothing is lost
+            except OperationalError as exc:  # the database is away: one line, keep going
+                reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+                log.error("notify round failed, the database is unreachable (%s); retrying", reason)
+                busy = 0
+            except Exception:  # anything else is ours: the traceback says where; nothing is lost
                 log.exception("notify round failed; retrying")
                 busy = 0
             if not busy:
