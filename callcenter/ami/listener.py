@@ -149,10 +149,17 @@ class Listener:
 
     def wait(self, timeout: float | None = None) -> bool:
         """Until the stream ends (stop_at_eof) and everything read is stored."""
-        self._threads[1].join(timeout)
-        if self._threads[1].is_alive():
+        deadline = time.monotonic() + (timeout if timeout is not None else 1e9)
+        reader = self._threads[1]
+        while reader.is_alive() and time.monotonic() < deadline:
+            # A reader blocked on a full queue ends only once a consumer drains it: a dead
+            # consumer is seen here too, not only by the watchdog between pings.
+            self._ensure_consumer()
+            reader.join(min(0.5, max(0.0, deadline - time.monotonic())))
+        if reader.is_alive():
             return False
-        if not self._finish_consumer(timeout):
+        left = None if timeout is None else max(0.0, deadline - time.monotonic())
+        if not self._finish_consumer(left):
             return False
         self.store.close()
         return True
