@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from callcenter.api.auth import active_user, claims_from_token
 from callcenter.api.deps import SettingsDep
-from callcenter.calls.privacy import mask_fields, sees_number
+from callcenter.calls.privacy import shown_to
 from callcenter.errors import CallCenterError
 from callcenter.live import InProcessBus, make_live_bus
 from callcenter.models import Role
@@ -108,8 +108,7 @@ async def live(
                     continue
                 quiet_since = loop.time()
                 kind = message.get("type", "call")
-                if message.get("caller_id_private") and not sees_number(viewer.role):
-                    message = mask_fields(dict(message), viewer.role)  # shared: copied first
+                message = shown_to(message, viewer.role)
                 yield f"event: {kind}\ndata: {json.dumps(message, ensure_ascii=False)}\n\n"
 
     return StreamingResponse(

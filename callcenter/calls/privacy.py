@@ -53,6 +53,14 @@ def mask_fields(fields: _Fields, role: Role) -> _Fields:
     return fields
 
 
+def shown_to(message: dict[str, Any], role: Role) -> dict[str, Any]:
+    """A live message as this role may see it: masked in a copy (the bus shares the original
+    between every subscriber), or the original when nothing needs masking."""
+    if not message.get("caller_id_private") or sees_number(role):
+        return message
+    return mask_fields(dict(message), role)
+
+
 def summary_for(call: Any, role: Role) -> CallSummary:
     """A call as a list shows it to this role."""
     summary = CallSummary.model_validate(call)

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from callcenter.api.deps import SessionDep, SettingsDep
 from callcenter.calls.live_routes import KEEPALIVE_SECONDS, live_bus
+from callcenter.calls.privacy import shown_to, summary_for
 from callcenter.console import queue, web
 from callcenter.console.web import OperatorPage
 from callcenter.db import utcnow
@@ -32,8 +33,11 @@ _flags = queue.FlagCache()
 def board(
     request: Request, console: OperatorPage, session: SessionDep, settings: SettingsDep
 ) -> HTMLResponse:
-    rows = queue.snapshot(session, threshold=settings.ivr.prank_threshold)
-    recent = queue.recent(session)
+    role = console.user.role
+    rows = [
+        shown_to(r, role) for r in queue.snapshot(session, threshold=settings.ivr.prank_threshold)
+    ]
+    recent = [summary_for(c, role) for c in queue.recent(session)]
     overdue = incidents.overdue(
         session, now=utcnow(), minutes=settings.incidents.followup_overdue_minutes
     )
@@ -51,8 +55,8 @@ def board(
 @router.get("/board.json")
 def board_json(console: OperatorPage, session: SessionDep, settings: SettingsDep) -> JSONResponse:
     """The live calls now: the page reloads its board from this after (re)connecting."""
-    del console
-    return JSONResponse(queue.snapshot(session, threshold=settings.ivr.prank_threshold))
+    rows = queue.snapshot(session, threshold=settings.ivr.prank_threshold)
+    return JSONResponse([shown_to(r, console.user.role) for r in rows])
 
 
 @router.get("/calls/live/{pbx}/{uniqueid}")
@@ -112,7 +116,7 @@ async def live(
     """
     threshold = settings.ivr.prank_threshold
     ends = utcnow() + timedelta(minutes=settings.token_ttl_minutes)
-    del console
+    role = console.user.role
 
     async def events() -> AsyncIterator[str]:
         with bus.subscribe() as subscription:
@@ -128,7 +132,8 @@ async def live(
                     batch.append(subscription.queue.get_nowait())
                 # What is queued goes out in one write: in a surge, one send per batch per
                 # page instead of one per call change.
-                yield await _events(request, batch, threshold)
+                shown = [shown_to(m, role) for m in batch]
+                yield await _events(request, shown, threshold)
 
     return StreamingResponse(
         events(),

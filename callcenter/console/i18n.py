@@ -43,6 +43,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "open": ("Buka", "Open"),
     "flagged": ("penelepon tercatat iseng", "flagged prank caller"),
     "withheld": ("nomor disembunyikan", "withheld number"),
+    "no_number": ("tanpa nomor", "no number"),
     "in_ivr": ("di IVR", "in IVR"),
     "queued": ("menunggu", "waiting"),
     "ringing": ("berdering", "ringing"),
@@ -84,7 +85,16 @@ LABELS: dict[str, tuple[str, str]] = {
     "repeat_caller": ("penelepon berulang", "repeat caller"),
     "no_history": ("Belum ada panggilan sebelumnya", "No earlier calls"),
     "callback_items": ("Telepon balik terbuka", "Open call-backs"),
-    "privacy_unknown": ("Permintaan privasi: tidak tercatat", "Privacy request: not recorded"),
+    "privacy_asked": (
+        "Penelepon meminta nomornya disembunyikan: nomor disimpan untuk telepon balik, "
+        "disamarkan di daftar untuk supervisor",
+        "The caller asked to withhold the number: it is kept for call-back and masked in "
+        "supervisors' lists",
+    ),
+    "privacy_not_asked": (
+        "Penelepon tidak meminta nomornya disembunyikan",
+        "The caller did not ask to withhold the number",
+    ),
     "incident": ("Kejadian", "Incident"),
     "new_incident": ("Buat kejadian", "Create incident"),
     "category": ("Jenis kejadian", "Category"),

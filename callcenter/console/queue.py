@@ -44,6 +44,7 @@ def row(call: Call, flagged: bool) -> dict[str, Any]:
         "caller_id_raw": call.caller_id_raw,
         "caller_id_name": call.caller_id_name,
         "caller_e164": call.caller_e164,
+        "caller_id_private": call.caller_id_private,
         "queue": call.queue,
         "queue_position": call.queue_position,
         "operator": call.operator,

@@ -385,3 +385,49 @@ def test_the_board_snapshot_lists_live_calls_longest_wait_first_and_marks_flagge
         ("+6281366660000", "queued", False),
         ("+6281355550000", "queued", True),
     ]
+
+
+def test_a_withheld_caller_is_shown_as_such_and_masked_on_a_supervisors_board(
+    client: TestClient, session_factory: sessionmaker[Session]
+) -> None:
+    from callcenter.models import Outcome
+    from tests.builders import make_caller
+
+    with session_factory.begin() as session:
+        key = make_caller(session, number="081377770000").id
+        earlier = make_call(
+            session,
+            caller="081377770000",
+            caller_key_id=key,
+            outcome=Outcome.answered,
+            private=True,
+        )
+        live = make_call(
+            session, caller="081377770000", caller_key_id=key, outcome=Outcome.queued, private=True
+        )
+        plain = make_call(session, caller="081388880000", outcome=Outcome.answered)
+        earlier_id, live_id, plain_id = earlier.id, live.id, plain.id
+
+    log_in(client, new_user(session_factory, Role.operator))
+    page = client.get(f"/console/calls/{live_id}").text
+    assert "+6281377770000" in page  # the operator calls back: the number is kept
+    assert 'id="withheld"' in page
+    assert "Penelepon meminta nomornya disembunyikan" in page
+    assert f'/console/calls/{earlier_id}"' in page
+    assert "· 🔒 nomor disembunyikan" in page
+    assert "Penelepon tidak meminta" in client.get(f"/console/calls/{plain_id}").text
+    operator_rows = client.get("/console/board.json").json()
+    assert [(r["caller_e164"], r["caller_id_private"]) for r in operator_rows] == [
+        ("+6281377770000", True)
+    ]
+
+    client.post("/console/logout", data={"csrf": csrf_in(client.get("/console/").text)})
+    log_in(client, new_user(session_factory, Role.supervisor))
+    supervisor_rows = client.get("/console/board.json").json()
+    assert [(r["caller_e164"], r["caller_id_raw"]) for r in supervisor_rows] == [
+        ("+**********000", "*********000")
+    ]
+    board = client.get("/console/").text
+    assert "+6281377770000" not in board
+    assert "081377770000" not in board
+    assert "+6281388880000" in board  # only the withheld caller is masked

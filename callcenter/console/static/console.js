@@ -45,7 +45,8 @@
       tr.dataset.outcome = m.outcome;
       if (ended) tr.className = "ended";
       if (mine(m) && !ended) tr.className += " mine";
-      var who = el("td", m.caller_e164 || m.caller_id_raw || labels.withheld);
+      var who = el("td", m.caller_e164 || m.caller_id_raw || labels.no_number);
+      if (m.caller_id_private) who.appendChild(el("span", " 🔒 " + labels.withheld, "badge"));
       if (m.flagged) { who.appendChild(document.createTextNode(" ")); who.appendChild(el("span", "⚑ " + labels.flagged, "badge flag")); }
       tr.appendChild(who);
       var state = ended ? "ended" : m.outcome;
