@@ -216,7 +216,26 @@ LABELS: dict[str, tuple[str, str]] = {
     "complaint": ("keluhan", "complaint"),
     "harassment": ("pelecehan", "harassment"),
     "child_playing": ("anak bermain telepon", "child playing"),
+    # agency kinds (config/callcenter.toml, [[agencies]] kind)
+    "kind.police": ("kepolisian", "police"),
+    "kind.military": ("militer (Kodim)", "military district"),
+    "kind.search_and_rescue": ("pencarian dan pertolongan (SAR)", "search and rescue"),
+    "kind.electricity": ("listrik (PLN)", "electricity"),
+    "kind.hospital": ("rumah sakit", "hospital"),
+    "kind.fire": ("pemadam kebakaran", "fire brigade"),
+    "kind.disaster": ("penanggulangan bencana", "disaster management"),
+    "kind.social": ("dinas sosial", "social services"),
+    "changed_at": ("Waktu", "When"),
 }
+
+
+def agency_kind(lang: str, kind: str) -> str:
+    """An agency's kind in words; a kind the console has no words for is shown as it is.
+
+    >>> agency_kind("id", "fire"), agency_kind("en", "fire"), agency_kind("id", "ferry")
+    ('pemadam kebakaran', 'fire brigade', 'ferry')
+    """
+    return translate(lang, f"kind.{kind}") if f"kind.{kind}" in LABELS else kind
 
 
 def translate(lang: str, key: str) -> str:

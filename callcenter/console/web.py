@@ -196,6 +196,7 @@ def render(
         "when": lambda v: formats.date_time(v, tz, lang),
         "clock": lambda v: formats.time_of_day(v, tz, lang),
         "day": lambda v: formats.day(v, lang),
+        "kind": lambda v: i18n.agency_kind(lang, v),
         "dur": formats.duration,
         "iso": formats.iso,
         "Role": Role,

@@ -251,6 +251,13 @@ def test_admin_creates_links_resets_and_deactivates_a_user(
 ) -> None:
     log_in(client, new_user(session_factory, Role.admin))
     csrf = csrf_in(client.get("/console/admin").text)
+    added = client.post(
+        "/console/admin/agencies",
+        data={"csrf": csrf, "code": "damkar_x", "name": "Damkar X", "kind": "fire"},
+    )
+    assert added.status_code == 200
+    # an agency's kind in words, not its configuration code
+    assert "<td>Damkar X</td><td>pemadam kebakaran</td>" in added.text
     response = client.post(
         "/console/admin/users",
         data={
