@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from callcenter.audit.models import AuditEntry
@@ -83,20 +83,15 @@ def _wants(f: TrailFilter, action: str, entity: str) -> bool:
 def trail(session: Session, f: TrailFilter, *, limit: int) -> list[TrailEntry]:
     """The newest ``limit`` entries matching ``f`` (page back with ``until``)."""
     found: list[TrailEntry] = []
-    q = select(AuditEntry).order_by(AuditEntry.at.desc(), AuditEntry.id.desc()).limit(limit)
-    if f.since:
-        q = q.where(AuditEntry.at >= f.since)
-    if f.until:
-        q = q.where(AuditEntry.at < f.until)
-    if f.actor_id is not None:
-        q = q.where(AuditEntry.actor_id == f.actor_id)
+    log = select(AuditEntry)
     if f.action:
-        q = q.where(AuditEntry.action.startswith(f.action))
+        log = log.where(AuditEntry.action.startswith(f.action))
     if f.entity:
-        q = q.where(AuditEntry.entity == f.entity)
-    if f.entity_key:
-        q = q.where(AuditEntry.entity_key == f.entity_key)
-    for e in session.scalars(q):
+        log = log.where(AuditEntry.entity == f.entity)
+    log = _newest(
+        log, f, limit, AuditEntry.at, AuditEntry.id, AuditEntry.actor_id, AuditEntry.entity_key
+    )
+    for e in session.scalars(log):
         found.append(
             TrailEntry(
                 e.at,
@@ -112,16 +107,8 @@ def trail(session: Session, f: TrailFilter, *, limit: int) -> list[TrailEntry]:
         )
     if _wants(f, "call.classify", "call"):
         c = ClassificationChange
-        q2 = select(c).order_by(c.changed_at.desc(), c.id.desc()).limit(limit)
-        if f.since:
-            q2 = q2.where(c.changed_at >= f.since)
-        if f.until:
-            q2 = q2.where(c.changed_at < f.until)
-        if f.actor_id is not None:
-            q2 = q2.where(c.changed_by_id == f.actor_id)
-        if f.entity_key:
-            q2 = q2.where(c.call_id == _int(f.entity_key))
-        for ch in session.scalars(q2):
+        tags = _newest(select(c), f, limit, c.changed_at, c.id, c.changed_by_id, c.call_id)
+        for ch in session.scalars(tags):
             found.append(
                 TrailEntry(
                     ch.changed_at,
@@ -144,16 +131,8 @@ def trail(session: Session, f: TrailFilter, *, limit: int) -> list[TrailEntry]:
             )
     if _wants(f, "assignment.status", "assignment"):
         a = AssignmentChange
-        q3 = select(a).order_by(a.changed_at.desc(), a.id.desc()).limit(limit)
-        if f.since:
-            q3 = q3.where(a.changed_at >= f.since)
-        if f.until:
-            q3 = q3.where(a.changed_at < f.until)
-        if f.actor_id is not None:
-            q3 = q3.where(a.changed_by_id == f.actor_id)
-        if f.entity_key:
-            q3 = q3.where(a.assignment_id == _int(f.entity_key))
-        for ac in session.scalars(q3):
+        steps = _newest(select(a), f, limit, a.changed_at, a.id, a.changed_by_id, a.assignment_id)
+        for ac in session.scalars(steps):
             found.append(
                 TrailEntry(
                     ac.changed_at,
@@ -172,6 +151,25 @@ def trail(session: Session, f: TrailFilter, *, limit: int) -> list[TrailEntry]:
             )
     found.sort(key=lambda e: (e.at, e.id), reverse=True)
     return found[:limit]
+
+
+def _newest(
+    query: Select[Any], f: TrailFilter, limit: int, at: Any, id_: Any, actor: Any, key: Any
+) -> Select[Any]:
+    """``query``'s newest ``limit`` rows in ``f``'s time range, by its actor, for its key.
+
+    ``key`` is text in the audit log and an integer id in the two change tables."""
+    query = query.order_by(at.desc(), id_.desc()).limit(limit)
+    if f.since:
+        query = query.where(at >= f.since)
+    if f.until:
+        query = query.where(at < f.until)
+    if f.actor_id is not None:
+        query = query.where(actor == f.actor_id)
+    if f.entity_key:
+        wanted = f.entity_key if key.type.python_type is str else _int(f.entity_key)
+        query = query.where(key == wanted)
+    return query
 
 
 def _int(value: str) -> int:
