@@ -13,7 +13,7 @@ import contextlib
 import logging
 import threading
 import weakref
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -245,22 +245,18 @@ class DatabaseCollector(Collector):
         up = GaugeMetricFamily("siaga112_database_up", "1 when the database answers")
         up.add_metric([], 1.0)
         yield up
-        calls = GaugeMetricFamily(
+        yield _gauge(
             "siaga112_calls_last_24h",
             "Calls started in the last 24 hours, by PBX and telephony outcome",
-            labels=["pbx", "outcome"],
+            ["pbx", "outcome"],
+            by_outcome,
         )
-        for pbx, outcome, count in by_outcome:
-            calls.add_metric([pbx, str(outcome)], float(count))
-        yield calls
-        live = GaugeMetricFamily(
+        yield _gauge(
             "siaga112_calls_in_progress",
             "Calls not yet ended, by PBX and state (in_ivr, queued, ringing, connected)",
-            labels=["pbx", "outcome"],
+            ["pbx", "outcome"],
+            in_progress,
         )
-        for pbx, outcome, count in in_progress:
-            live.add_metric([pbx, str(outcome)], float(count))
-        yield live
         last = GaugeMetricFamily(
             "siaga112_last_call_started_timestamp_seconds",
             "When the newest call started (Unix time), by PBX",
@@ -272,25 +268,29 @@ class DatabaseCollector(Collector):
                 last.add_metric([pbx], when.timestamp())
         yield last
         yield from _answer_times(answered)
-        runs = GaugeMetricFamily(
+        yield _gauge(
             "siaga112_ivr_runs",
             "IVR runs in the window by outcome and look-up (lookup=miss: queued unchecked)",
-            labels=["outcome", "lookup"],
+            ["outcome", "lookup"],
+            [(outcome, lookup or "none", count) for outcome, lookup, count in ivr_runs],
         )
-        for run_outcome, lookup, count in ivr_runs:
-            runs.add_metric([str(run_outcome), str(lookup or "none")], float(count))
-        yield runs
-        notifications = GaugeMetricFamily(
+        yield _gauge(
             "siaga112_notifications",
             "Agency notifications by delivery status (pending and failed: still to be sent)",
-            labels=["status"],
+            ["status"],
+            queued,
         )
-        for status, count in queued:
-            notifications.add_metric([getattr(status, "value", str(status))], float(count))
-        yield notifications
         users = GaugeMetricFamily("siaga112_users_locked_out", "Users locked out right now")
         users.add_metric([], float(locked or 0))
         yield users
+
+
+def _gauge(name: str, doc: str, labels: list[str], rows: Iterable[Any]) -> GaugeMetricFamily:
+    """A gauge from rows of label values then the value; enum labels by their value."""
+    family = GaugeMetricFamily(name, doc, labels=labels)
+    for *keys, value in rows:
+        family.add_metric([str(getattr(k, "value", k)) for k in keys], float(value))
+    return family
 
 
 ANSWER_BUCKETS = (10, 20, 30, 60, 120)
