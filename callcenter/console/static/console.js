@@ -109,8 +109,12 @@
     window.location.assign(url);
   }
 
+  // Changes pushed while the board is being read again: the board may have been read before
+  // they were stored, so they are applied once more on top of it, in order.
+  var arrived = null;
   function reload() {
     if (!table) return Promise.resolve();
+    arrived = [];
     return fetch(prefix + "/board.json", { credentials: "same-origin" }).then(function (r) {
       if (r.status === 401) { window.location.assign(prefix + "/login?expired=1"); return null; }
       return r.ok ? r.json() : null;
@@ -118,8 +122,9 @@
       if (!rows) return;
       calls = {};
       rows.forEach(function (m) { calls[key(m)] = m; });
+      arrived.forEach(apply);
       render();
-    }).catch(function () { /* the stream's reconnect retries */ });
+    }).catch(function () { /* the stream's reconnect retries */ }).then(function () { arrived = null; });
   }
 
   var status = document.getElementById("live-status");
@@ -138,7 +143,11 @@
       if (opened) reload(); // missed changes while away: read the board again
       opened = true;
     };
-    source.addEventListener("call", function (e) { apply(JSON.parse(e.data)); render(); });
+    source.addEventListener("call", function (e) {
+      var m = JSON.parse(e.data);
+      if (arrived) arrived.push(m);
+      apply(m); render();
+    });
     source.addEventListener("resync", function () { reload(); });
     source.onerror = function () {
       showStatus(false);
