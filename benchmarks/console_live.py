@@ -24,6 +24,7 @@ import asyncio
 import bisect
 import json
 import multiprocessing
+import os
 import re
 import statistics
 import tempfile
@@ -71,6 +72,58 @@ class Run:
     changes: int
     missed: int
     resyncs: int
+    cpu: dict[str, float]  # CPU seconds during the surge: listener, server loop, other threads
+
+
+class ThreadCpu:
+    """CPU time of this process's threads, by role, sampled from /proc: on a shared machine the
+    delays depend on what the others run, the CPU each part takes much less."""
+
+    def __init__(self) -> None:
+        self._last: dict[int, tuple[str, float]] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample_until_stopped, name="bench-cpu")
+
+    @staticmethod
+    def _role(name: str) -> str:
+        if name.startswith("ami-"):
+            return "listener"
+        if name == "bench-server":
+            return "server loop"
+        return "other"
+
+    def _sample(self) -> None:
+        names = {t.native_id: t.name for t in threading.enumerate()}
+        tick = os.sysconf("SC_CLK_TCK")
+        for tid, name in names.items():
+            if tid is None or (name.startswith("bench-") and name != "bench-server"):
+                continue
+            try:
+                fields = Path(f"/proc/self/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            self._last[tid] = (self._role(name), (int(fields[11]) + int(fields[12])) / tick)
+
+    def _sample_until_stopped(self) -> None:
+        while not self._stop.wait(0.1):
+            self._sample()
+
+    def __enter__(self) -> ThreadCpu:
+        self._sample()
+        self._start = dict(self._last)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+
+    def by_role(self) -> dict[str, float]:
+        out: dict[str, float] = {"listener": 0.0, "server loop": 0.0, "other": 0.0}
+        for tid, (role, seconds) in self._last.items():
+            out[role] += seconds - self._start.get(tid, (role, 0.0))[1]
+        return out
 
 
 def distinct_callers(frames: list[bytes]) -> list[bytes]:
@@ -120,10 +173,10 @@ def _page_changes(reads: list[tuple[float, bytes]]) -> tuple[dict[Key, float], i
     at = 0
     for block in bytes(text).split(b"\n\n"):
         at += len(block) + 2
-        data = next((line[6:] for line in block.split(b"\n") if line.startswith(b"data: ")), None)
-        if data is None:
+        lines = [line[6:] for line in block.split(b"\n") if line.startswith(b"data: ")]
+        if not lines:
             continue
-        message = json.loads(data)
+        message = json.loads(lines[0])
         if message.get("type") == "resync":
             resyncs += 1
             continue
@@ -177,7 +230,9 @@ def _server(app: Any, port: int) -> Iterator[asyncio.AbstractEventLoop]:
     factory = config.get_loop_factory()
     loop = factory() if factory is not None else asyncio.new_event_loop()
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=loop.run_until_complete, args=(server.serve(),))
+    thread = threading.Thread(
+        target=loop.run_until_complete, args=(server.serve(),), name="bench-server"
+    )
     thread.start()
     while not server.started:
         time.sleep(0.05)
@@ -263,8 +318,9 @@ def live_run(frames: list[bytes]) -> Run:
                 )
                 runtime = AmiRuntime(settings, bus=bus, port=pbx_port, stop_at_eof=True)
                 runtime.listener.on_stored = committed
-                runtime.start()
-                runtime.wait()
+                with ThreadCpu() as cpu:
+                    runtime.start()
+                    runtime.wait()
                 runtime.listener.stop()
                 runtime.engine.dispose()
             time.sleep(DRAIN_SECONDS)
@@ -289,7 +345,7 @@ def live_run(frames: list[bytes]) -> Run:
     commit = [(commits[k] - arrivals[k]) * 1000 for k in arrivals]
     hand_off = [(on_loop[k] - commits[k]) * 1000 for k in arrivals if k in on_loop]
     assert total, "no change reached the pages"
-    return Run(total, commit, hand_off, to_pages, len(arrivals), missed, resyncs)
+    return Run(total, commit, hand_off, to_pages, len(arrivals), missed, resyncs, cpu.by_role())
 
 
 def _pct(values: list[float], share: float) -> float:
@@ -314,7 +370,8 @@ def main() -> None:
             f"{_pct(run.commit, 0.99):.0f}, hand-off {_pct(run.hand_off, 0.5):.0f}/"
             f"{_pct(run.hand_off, 0.99):.0f}, to pages {_pct(run.to_pages, 0.5):.0f}/"
             f"{_pct(run.to_pages, 0.99):.0f} ms | {run.changes:,} changes x {PAGES} pages, "
-            f"{run.missed:,} missed, {run.resyncs} resyncs",
+            f"{run.missed:,} missed, {run.resyncs} resyncs | CPU s: "
+            + ", ".join(f"{role} {seconds:.1f}" for role, seconds in run.cpu.items()),
             flush=True,
         )
     p50 = statistics.median(_pct(r.total, 0.5) for r in runs)
