@@ -63,6 +63,14 @@
     tick();
   }
 
+  // A surge brings many changes in one read: the table is drawn once per frame, not once each.
+  var drawing = false;
+  function renderSoon() {
+    if (drawing) return;
+    drawing = true;
+    requestAnimationFrame(function () { drawing = false; render(); });
+  }
+
   function tick() {
     var now = Date.now();
     document.querySelectorAll("td.wait[data-since]").forEach(function (td) {
@@ -137,7 +145,7 @@
       if (opened) reload(); // missed changes while away: read the board again
       opened = true;
     };
-    source.addEventListener("call", function (e) { apply(JSON.parse(e.data)); render(); });
+    source.addEventListener("call", function (e) { apply(JSON.parse(e.data)); renderSoon(); });
     source.addEventListener("resync", function () { reload(); });
     source.onerror = function () {
       showStatus(false);
