@@ -356,7 +356,17 @@ def live_run(frames: list[bytes], kind: str = "sqlite") -> Run:
     commit = [(commits[k] - arrivals[k]) * 1000 for k in arrivals]
     hand_off = [(on_loop[k] - commits[k]) * 1000 for k in arrivals if k in on_loop]
     assert total, "no change reached the pages"
-    return Run(total, commit, hand_off, to_pages, len(arrivals), missed, resyncs, cpu.by_role())
+    return Run(
+        total,
+        commit,
+        hand_off,
+        to_pages,
+        after_commit,
+        len(arrivals),
+        missed,
+        resyncs,
+        cpu.by_role(),
+    )
 
 
 def _pct(values: list[float], share: float) -> float:
