@@ -89,7 +89,9 @@ class _CountingLoop(asyncio.SelectorEventLoop):
         self.owner = threading.current_thread()
         self.wake_ups = 0
 
-    def call_soon_threadsafe(self, *args: Any, **kwargs: Any) -> asyncio.Handle:
+    def call_soon_threadsafe(  # type: ignore[override]
+        self, *args: Any, **kwargs: Any
+    ) -> asyncio.Handle:
         if (
             threading.current_thread() is not self.owner
             and not threading.current_thread().name.startswith("asyncio")
