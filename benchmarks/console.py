@@ -1,10 +1,8 @@
 """Console speed: live updates under an AMI surge, and page server times with 1M calls.
 
-* Live: the real listener takes 7,500 events/s from a fake Asterisk (a process of its own) while
-  50 pages hold the console's live stream (/console/live, with a session cookie) from another
-  process; for each call change, the delay from its first AMI event reaching the listener to
-  the change reaching each page (p50, p99). The pages are SSE clients, not browsers: a real
-  page adds its own drawing (about a millisecond) on top.
+* Live: 50 pages on the console's live stream while the listener takes 7,500 events/s, from
+  the first AMI event of a call change to that change at each page (benchmarks.console_live;
+  that part alone: `make bench PARTS=console_live`).
 * Pages: every console page through the real app (session cookie, database, template) on the
   statistics benchmark's SQLite file of 1M calls (built once, reused: see benchmarks.stats).
 
@@ -13,74 +11,27 @@
 
 from __future__ import annotations
 
-import asyncio
-import multiprocessing
 import re
 import statistics
-import tempfile
-import threading
 import time
-from datetime import datetime
-from pathlib import Path
 from typing import Any
 
-import uvicorn
+import httpx2
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from sqlalchemy import select
 
-from benchmarks import ami, stats, stats_data
-from callcenter.ami.fake_server import Chunk
-from callcenter.ami.runtime import AmiRuntime
-from callcenter.ami.store import Batch
+from benchmarks import stats, stats_data
 from callcenter.app import create_app
 from callcenter.console import web
 from callcenter.db import make_engine, make_sessionmaker, transaction
-from callcenter.live import InProcessBus
 from callcenter.models import Call, Role, User
 from callcenter.settings import FastAgiSettings, Settings
 from callcenter.users.security import hash_password
 
-PAGES = 50
-RATE = 7500
-SECONDS = 8.0
 PASSWORD = "bench-password-112"
 PER_PAGE = 20
 RUNS = 3
-_MESSAGE = re.compile(r'"uniqueid": "([^"]+)".*?"outcome": "([a-z_]+)"')
-
-
-def _watch(base: str, cookie: str, pages: int, seconds: float, out: Any, ready: Any) -> None:
-    """``pages`` live streams; puts [{(uniqueid, outcome): first seen (wall clock)}] per page."""
-    import httpx2
-
-    async def page(seen: dict[tuple[str, str], float], opened: asyncio.Event) -> None:
-        headers = {"Cookie": f"{web.SESSION_COOKIE}={cookie}"}
-        async with (
-            httpx2.AsyncClient(base_url=base, headers=headers, timeout=None) as client,
-            client.stream("GET", "/console/live") as response,
-        ):
-            opened.set()
-            async for line in response.aiter_lines():
-                if line.startswith("data: "):
-                    now = time.time()
-                    match = _MESSAGE.search(line)
-                    if match:
-                        seen.setdefault((match.group(1), match.group(2)), now)
-
-    async def main() -> None:
-        seen: list[dict[tuple[str, str], float]] = [{} for _ in range(pages)]
-        opened = [asyncio.Event() for _ in range(pages)]
-        tasks = [asyncio.create_task(page(s, o)) for s, o in zip(seen, opened, strict=True)]
-        await asyncio.wait_for(asyncio.gather(*(o.wait() for o in opened)), 60)
-        ready.set()
-        await asyncio.sleep(seconds)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        out.put(seen)
-
-    asyncio.run(main())
 
 
 def _settings(url: str, **changes: Any) -> Settings:
@@ -93,7 +44,7 @@ def _settings(url: str, **changes: Any) -> Settings:
     )
 
 
-def _session_cookie(client: TestClient, username: str) -> str:
+def _session_cookie(client: TestClient | httpx2.Client, username: str) -> str:
     form = client.get("/console/login").text
     csrf = re.search(r'name="csrf" value="([^"]+)"', form)
     assert csrf
@@ -120,87 +71,6 @@ def _add_user(url: str, role: Role, username: str) -> None:
                 )
             )
     engine.dispose()
-
-
-def live_latency(frames: list[bytes]) -> tuple[float, float, int]:
-    """(p50 ms, p99 ms, changes seen) from event arrival to 50 pages, at RATE events/s."""
-    tick = 0.01
-    per_tick = int(RATE * tick)
-    count = int(RATE * SECONDS)
-    chunks = [
-        Chunk(b"".join(frames[i : i + per_tick]), at=(i // per_tick) * tick)
-        for i in range(0, count, per_tick)
-    ]
-    with ami.database("sqlite") as url, tempfile.TemporaryDirectory() as spool:
-        _add_user(url, Role.operator, "bench-operator")
-        arrivals: dict[tuple[str, str], float] = {}
-
-        def committed(batch: Batch) -> None:
-            first: dict[str, datetime] = {}
-            for event in batch.events:
-                uid = event.call_uniqueid
-                if uid is not None and uid not in first:
-                    first[uid] = event.received_at
-            for uid, state in batch.calls.items():
-                if uid in first:
-                    arrivals.setdefault((uid, state.outcome), first[uid].timestamp())
-
-        bus = InProcessBus(queue_size=100_000)
-        app = create_app(_settings(url))
-        app.state.live_bus = bus
-        server_port = _free_port()
-        server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=server_port, log_level="warning")
-        )
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        while not server.started:
-            time.sleep(0.05)
-        with TestClient(app) as client:
-            cookie = _session_cookie(client, "bench-operator")
-        spawn = multiprocessing.get_context("spawn")
-        out: Any = spawn.Queue()
-        ready = spawn.Event()
-        watcher = spawn.Process(
-            target=_watch,
-            args=(f"http://127.0.0.1:{server_port}", cookie, PAGES, SECONDS + 6, out, ready),
-            daemon=True,
-        )
-        watcher.start()
-        assert ready.wait(90), "the pages did not connect"
-        with ami.asterisk_process([chunks], realtime=True) as pbx_port:
-            settings = _settings(
-                url,
-                ami=ami.listener_settings(pbx_port).model_copy(update={"spool_dir": Path(spool)}),
-            )
-            runtime = AmiRuntime(settings, bus=bus, port=pbx_port, stop_at_eof=True)
-            runtime.listener.on_stored = committed
-            runtime.start()
-            runtime.wait()
-            runtime.listener.stop()
-            runtime.engine.dispose()
-        seen = out.get(timeout=120)
-        watcher.join(30)
-        server.should_exit = True
-        server.force_exit = True
-        thread.join(10)
-    delays = sorted(
-        (when - arrivals[key]) * 1000
-        for page in seen
-        for key, when in page.items()
-        if key in arrivals
-    )
-    assert delays, "no change reached the pages"
-    return delays[len(delays) // 2], delays[int(len(delays) * 0.99)], len(delays)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def page_times() -> None:
@@ -252,10 +122,7 @@ def page_times() -> None:
 
 
 def main() -> None:
-    frames = ami.synthetic_stream(int(RATE * SECONDS))
-    p50, p99, n = live_latency(frames)
-    print(
-        f"  live: {RATE:,} events/s for {SECONDS:.0f} s, {PAGES} pages: event arrival -> page "
-        f"p50 {p50:.0f} ms, p99 {p99:.0f} ms ({n:,} changes seen)"
-    )
+    from benchmarks import console_live  # it imports this module's helpers
+
+    console_live.main()
     page_times()

@@ -3,8 +3,11 @@
 ``InProcessBus`` fans out within one process (the embedded SQLite setup). ``PostgresBus``
 publishes with ``pg_notify`` and listens with ``LISTEN`` on a connection of its own, so a change
 written by the listener process reaches API replicas in other processes. Watchers are asyncio
-consumers; publishers may be any thread. A watcher too slow to keep up loses its oldest messages
-and gets a ``resync`` marker instead of stalling everyone else.
+consumers; publishers may be any thread. A publish hands its messages to each event loop that
+has watchers with at most one ``call_soon_threadsafe`` per wake-up of that loop (not one per
+message or per watcher), and the loop gives the whole batch to each of its watchers. A watcher
+too slow to keep up loses its oldest messages and gets a ``resync`` marker instead of stalling
+everyone else.
 
 ``PostgresBus`` never blocks its publisher (the AMI listener's consumer thread, which records
 calls): messages go to a bounded outbox that a thread of its own sends, with connect, statement
@@ -20,6 +23,7 @@ import json
 import logging
 import queue
 import threading
+from collections import deque
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any
@@ -50,32 +54,85 @@ CONNECT_OPTIONS: dict[str, Any] = {
 
 
 class Subscription:
+    """One watcher's messages, on its event loop: read one by one (``get``) or all that are
+    waiting at once (``get_batch``)."""
+
     def __init__(self, loop: asyncio.AbstractEventLoop, size: int) -> None:
         self.loop = loop
-        self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=size)
-
-    def offer(self, message: dict[str, Any]) -> None:
-        """Runs on the subscriber's loop."""
-        if self.queue.qsize() >= self.queue.maxsize - 1:
-            # Too slow: drop what it has not read, tell it to reload the board.
-            while not self.queue.empty():
-                self.queue.get_nowait()
-            self.queue.put_nowait(RESYNC)
-        self.queue.put_nowait(message)
+        self.size = size
+        self._messages: deque[dict[str, Any]] = deque()
+        self._waiter: asyncio.Future[None] | None = None
 
     def offer_all(self, messages: Sequence[dict[str, Any]]) -> None:
         """Runs on the subscriber's loop: one wake-up for a whole batch."""
-        for message in messages:
-            self.offer(message)
+        if len(self._messages) + len(messages) >= self.size:
+            # Too slow: drop what it has not read, tell it to reload the board.
+            self._messages.clear()
+            self._messages.append(RESYNC)
+            messages = messages[-(self.size - 1) :]
+        self._messages.extend(messages)
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    async def _wait(self) -> None:
+        while not self._messages:
+            self._waiter = self.loop.create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
 
     async def get(self) -> dict[str, Any]:
-        return await self.queue.get()
+        await self._wait()
+        return self._messages.popleft()
+
+    async def get_batch(self) -> list[dict[str, Any]]:
+        """Every message waiting (at least one), oldest first."""
+        await self._wait()
+        messages = list(self._messages)
+        self._messages.clear()
+        return messages
+
+
+class _LoopInbox:
+    """What publishers handed to one event loop and it has not taken yet. However many
+    messages are published and however many watchers that loop serves, a publisher makes at
+    most one ``call_soon_threadsafe`` per wake-up of the loop: later publishes join the
+    pending hand-off. Bounded: a loop that does not take its messages gets a ``resync``."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, limit: int) -> None:
+        self.loop = loop
+        self.limit = limit
+        self.subscribers: set[Subscription] = set()
+        self._pending: list[dict[str, Any]] = []
+        self._scheduled = False
+        self._lock = threading.Lock()
+
+    def put(self, messages: Sequence[dict[str, Any]]) -> None:
+        """From any thread."""
+        with self._lock:
+            if len(self._pending) + len(messages) >= self.limit:
+                self._pending = [RESYNC]
+                messages = messages[-(self.limit - 1) :]
+            self._pending.extend(messages)
+            if self._scheduled:
+                return
+            self._scheduled = True
+        with suppress(RuntimeError):  # its loop is closed: its watchers are going away
+            self.loop.call_soon_threadsafe(self._deliver)
+
+    def _deliver(self) -> None:
+        """On the loop: everything pending, to every watcher of this loop."""
+        with self._lock:
+            messages, self._pending, self._scheduled = self._pending, [], False
+        for subscriber in list(self.subscribers):
+            subscriber.offer_all(messages)
 
 
 class InProcessBus:
     def __init__(self, queue_size: int = 1000) -> None:
         self.queue_size = queue_size
-        self._subscribers: set[Subscription] = set()
+        self._inboxes: dict[asyncio.AbstractEventLoop, _LoopInbox] = {}
         self._lock = threading.Lock()
 
     def publish(self, messages: Sequence[dict[str, Any]]) -> None:
@@ -83,32 +140,35 @@ class InProcessBus:
 
     def _fan_out(self, messages: Sequence[dict[str, Any]]) -> None:
         with self._lock:
-            subscribers = list(self._subscribers)
-        for subscriber in subscribers:
-            try:
-                subscriber.loop.call_soon_threadsafe(subscriber.offer_all, messages)
-            except RuntimeError:  # its loop is closed: it is going away
-                continue
+            inboxes = list(self._inboxes.values())
+        for inbox in inboxes:
+            inbox.put(messages)
 
     @contextmanager
     def subscribe(self) -> Iterator[Subscription]:
         """From inside a running event loop: ``with bus.subscribe() as sub: await sub.get()``."""
-        subscription = Subscription(asyncio.get_running_loop(), self.queue_size)
+        loop = asyncio.get_running_loop()
+        subscription = Subscription(loop, self.queue_size)
         with self._lock:
-            self._subscribers.add(subscription)
+            inbox = self._inboxes.get(loop)
+            if inbox is None:
+                inbox = self._inboxes[loop] = _LoopInbox(loop, self.queue_size)
+            inbox.subscribers.add(subscription)
         self._subscribed()
         try:
             yield subscription
         finally:
             with self._lock:
-                self._subscribers.discard(subscription)
+                inbox.subscribers.discard(subscription)
+                if not inbox.subscribers and self._inboxes.get(loop) is inbox:
+                    del self._inboxes[loop]
 
     def _subscribed(self) -> None:
         """Hook: the PostgreSQL bus starts listening on the first subscriber."""
 
     def close(self) -> None:
         with self._lock:
-            self._subscribers.clear()
+            self._inboxes.clear()
 
 
 def _libpq_url(url: str) -> str:

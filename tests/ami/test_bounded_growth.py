@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from callcenter.ami import store as store_module
 from callcenter.ami.spool import Spool
 from callcenter.ami.store import Batch, CallStore
 from callcenter.ami.tracker import CallState
-from callcenter.live import InProcessBus
+from callcenter.live import RESYNC, InProcessBus
 from callcenter.models import Caller
 
 
@@ -80,27 +81,89 @@ def test_the_spool_length_is_counted_not_listed(
     assert len(Spool(tmp_path / "spool", 1 << 20)) == 0
 
 
+class _CountingLoop(asyncio.SelectorEventLoop):
+    """Counts the wake-ups that threads other than its own ask of it (the bus's hand-offs)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.owner = threading.current_thread()
+        self.wake_ups = 0
+
+    def call_soon_threadsafe(  # type: ignore[override]
+        self, *args: Any, **kwargs: Any
+    ) -> asyncio.Handle:
+        if (
+            threading.current_thread() is not self.owner
+            and not threading.current_thread().name.startswith("asyncio")
+        ):
+            self.wake_ups += 1
+        return super().call_soon_threadsafe(*args, **kwargs)
+
+
+def _run(loop: _CountingLoop, scenario: Any) -> Any:
+    try:
+        return loop.run_until_complete(scenario)
+    finally:
+        loop.close()
+
+
 def test_the_bus_wakes_a_watcher_once_per_batch() -> None:
     bus = InProcessBus()
-    wake_ups = 0
+    loop = _CountingLoop()
 
     async def scenario() -> list[dict[str, Any]]:
-        nonlocal wake_ups
-        loop = asyncio.get_running_loop()
         with bus.subscribe() as subscription:
-
-            class Counting:
-                def call_soon_threadsafe(self, *args: Any) -> Any:
-                    nonlocal wake_ups
-                    wake_ups += 1
-                    return loop.call_soon_threadsafe(*args)
-
-            subscription.loop = Counting()  # type: ignore[assignment]
             publisher = threading.Thread(target=bus.publish, args=([{"n": n} for n in range(100)],))
             publisher.start()
             await asyncio.to_thread(publisher.join)
             return [await subscription.get() for _ in range(100)]
 
-    received = asyncio.run(scenario())
+    received = _run(loop, scenario())
     assert received == [{"n": n} for n in range(100)]
-    assert wake_ups == 1
+    assert loop.wake_ups == 1
+
+
+def test_the_bus_wakes_a_loop_once_for_many_watchers_and_publishes() -> None:
+    """50 pages on one loop, 20 batches published while the loop is busy: one wake-up, and
+    every watcher gets every message in order (issue 18, item 10)."""
+    bus = InProcessBus()
+    loop = _CountingLoop()
+
+    def publish_all() -> None:
+        for batch in range(20):
+            bus.publish([{"batch": batch, "n": n} for n in range(5)])
+
+    async def scenario() -> list[list[dict[str, Any]]]:
+        with ExitStack() as stack:
+            watchers = [stack.enter_context(bus.subscribe()) for _ in range(50)]
+            publisher = threading.Thread(target=publish_all)
+            publisher.start()
+            publisher.join()  # the loop is blocked meanwhile: the hand-offs must gather
+            return [await watcher.get_batch() for watcher in watchers]
+
+    received = _run(loop, scenario())
+    expected = [{"batch": b, "n": n} for b in range(20) for n in range(5)]
+    assert received == [expected] * 50
+    assert loop.wake_ups == 1
+
+
+def test_a_watcher_that_falls_behind_gets_a_resync_and_the_newest_changes() -> None:
+    bus = InProcessBus(queue_size=10)
+    loop = _CountingLoop()
+
+    async def scenario() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        with bus.subscribe() as slow, bus.subscribe() as keeping_up:
+            for n in range(8):
+                bus.publish([{"n": n}])
+            await asyncio.sleep(0)
+            first = await keeping_up.get_batch()
+            for n in range(8, 16):
+                bus.publish([{"n": n}])
+            await asyncio.sleep(0)
+            return first + await keeping_up.get_batch(), await slow.get_batch()
+
+    whole, behind = _run(loop, scenario())
+    assert whole == [{"n": n} for n in range(16)]
+    assert behind[0] == RESYNC
+    assert behind[-1] == {"n": 15}
+    assert len(behind) < 16

@@ -64,6 +64,14 @@
     tick();
   }
 
+  // A surge brings many changes in one read: the table is drawn once per frame, not once each.
+  var drawing = false;
+  function renderSoon() {
+    if (drawing) return;
+    drawing = true;
+    requestAnimationFrame(function () { drawing = false; render(); });
+  }
+
   function tick() {
     var now = Date.now();
     document.querySelectorAll("td.wait[data-since]").forEach(function (td) {
@@ -146,7 +154,7 @@
     source.addEventListener("call", function (e) {
       var m = JSON.parse(e.data);
       if (arrived) arrived.push(m);
-      apply(m); render();
+      apply(m); renderSoon();
     });
     source.addEventListener("resync", function () { reload(); });
     source.onerror = function () {
