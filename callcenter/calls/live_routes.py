@@ -45,7 +45,9 @@ class Viewer:
     role: Role
 
 
-def _admitted(factory: sessionmaker[Session], claims: TokenClaims) -> Role:
+def admitted(factory: sessionmaker[Session], claims: TokenClaims) -> Role:
+    """The role of a stream's holder, checked again: an expired or revoked token, or a user
+    deactivated since, raises (streams re-check every RECHECK_SECONDS and close)."""
     if time.time() >= claims.expires:
         raise CallCenterError("the token expired")
     with factory() as session:
@@ -59,7 +61,7 @@ def live_user(
     access_token: str | None = None,
 ) -> Viewer:
     claims = claims_from_token(token or access_token, settings)
-    return Viewer(claims, _admitted(request.app.state.sessionmaker, claims))
+    return Viewer(claims, admitted(request.app.state.sessionmaker, claims))
 
 
 def live_bus(request: Request, settings: SettingsDep) -> InProcessBus:
@@ -87,7 +89,7 @@ async def live(
 
     async def still_admitted() -> bool:
         try:
-            await run_in_threadpool(_admitted, factory, viewer.claims)
+            await run_in_threadpool(admitted, factory, viewer.claims)
         except CallCenterError:
             return False
         return True

@@ -2,24 +2,28 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, StreamingResponse
 from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 
 from callcenter.api.deps import SessionDep, SettingsDep
-from callcenter.calls.live_routes import KEEPALIVE_SECONDS, live_bus
+from callcenter.calls.live_routes import KEEPALIVE_SECONDS, RECHECK_SECONDS, admitted, live_bus
 from callcenter.calls.privacy import shown_to, summary_for
 from callcenter.console import queue, stream, web
 from callcenter.console.web import OperatorPage
 from callcenter.db import utcnow
-from callcenter.errors import NotFound
+from callcenter.errors import CallCenterError, NotFound
 from callcenter.incidents import service as incidents
 from callcenter.live import InProcessBus
 from callcenter.models import Call
+from callcenter.users.security import read_token_claims
 
 router = APIRouter(prefix=web.PREFIX, include_in_schema=False)
 
@@ -78,14 +82,26 @@ async def live(
     ends = utcnow() + timedelta(minutes=settings.token_ttl_minutes)
     role = console.user.role
     hub = stream.hub_for(request.app.state, bus, settings.ivr.prank_threshold)
+    claims = read_token_claims(console.token, secret=settings.token_secret.get_secret_value())
+    factory: sessionmaker[Session] = request.app.state.sessionmaker
 
     async def events() -> AsyncIterator[bytes]:
         # A closed connection cancels this (StreamingResponse watches for the disconnect).
         with hub.page(role) as page:
             yield b"retry: 2000\n: connected\n\n"
+            checked = time.monotonic()
             while utcnow() < ends:
                 # Whatever gathered since the last write goes out in one piece.
-                yield await page.take(KEEPALIVE_SECONDS) or b": keep-alive\n\n"
+                chunk = await page.take(min(KEEPALIVE_SECONDS, RECHECK_SECONDS))
+                if time.monotonic() - checked >= RECHECK_SECONDS:
+                    # Deactivated, logged out or demoted since the page opened: close.
+                    try:
+                        await run_in_threadpool(admitted, factory, claims)
+                    except CallCenterError:
+                        yield b'event: unauthorized\ndata: {"type":"unauthorized"}\n\n'
+                        return
+                    checked = time.monotonic()
+                yield chunk or b": keep-alive\n\n"
 
     return StreamingResponse(
         events(),

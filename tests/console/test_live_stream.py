@@ -171,3 +171,32 @@ def test_a_page_that_falls_behind_gets_a_resync_instead_of_what_it_missed() -> N
     assert behind.startswith(stream.RESYNC_EVENT)
     assert len(behind) < stream.PAGE_BACKLOG_BYTES
     assert after == b"event: call\ndata: {}\n\n" * 1000  # and it goes on from there
+
+
+def test_a_deactivated_operators_page_is_told_and_its_stream_closes(
+    server: tuple[FastAPI, str],
+    session_factory: sessionmaker[Session],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from callcenter.console import board
+    from callcenter.models import User
+
+    monkeypatch.setattr(board, "RECHECK_SECONDS", 0.3)
+    _, base = server
+    page = _logged_in(base, session_factory, Role.operator)
+    with session_factory() as session:
+        operator_id = session.query(User.id).order_by(User.id.desc()).limit(1).scalar()
+
+    def deactivate() -> None:
+        with session_factory.begin() as session:
+            user = session.get(User, operator_id)
+            assert user is not None
+            user.active = False
+
+    timer = threading.Timer(0.5, deactivate)
+    timer.start()
+    with closing(page), page.stream("GET", "/console/live", timeout=10) as live:
+        assert live.status_code == 200
+        lines = list(live.iter_lines())  # the server ends it: a read time-out fails the test
+    timer.join()
+    assert "event: unauthorized" in lines

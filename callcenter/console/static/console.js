@@ -157,6 +157,11 @@
       apply(m); renderSoon();
     });
     source.addEventListener("resync", function () { reload(); });
+    source.addEventListener("unauthorized", function () {
+      // Logged out elsewhere, deactivated or demoted: the log-in page says so.
+      source.close();
+      window.location.assign(prefix + "/login?expired=1");
+    });
     source.onerror = function () {
       showStatus(false);
       if (source.readyState === EventSource.CLOSED) {
