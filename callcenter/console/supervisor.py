@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
 from callcenter.api.deps import SessionDep, SettingsDep
-from callcenter.console import charts, web
+from callcenter.console import charts, formats, web
 from callcenter.console.web import SupervisorPage
 from callcenter.db import utcnow
 from callcenter.errors import InvalidInput
@@ -89,6 +89,24 @@ def dashboard(
         error = exc.message
     else:
         error = ""
+    found = figures(session, settings, first, last)
+    lang = web.lang_of(request)
+    # The per-day tables as text here: a year is 365 rows of each (see web.table_rows).
+    answer_rows = web.table_rows(
+        [
+            formats.day(d.date, lang),
+            formats.number(d.total, lang),
+            formats.number(d.answered, lang),
+            formats.percent(d.within_15s, lang),
+            formats.percent(d.within_20s, lang),
+            formats.NONE if d.wait_p90 is None else str(d.wait_p90),
+        ]
+        for d in found["answer"].days
+        if d.date is not None
+    )
+    mix_rows = web.table_rows(
+        [p.bucket, *(str(getattr(p, k)) for k in CLASSES)] for p in found["daily"]
+    )
     return web.render(
         request,
         "supervisor.html",
@@ -99,7 +117,9 @@ def dashboard(
         error=error,
         bars_svg=charts.bars_svg,
         stacked_svg=charts.stacked_svg,
-        **figures(session, settings, first, last),
+        answer_rows=answer_rows,
+        mix_rows=mix_rows,
+        **found,
     )
 
 

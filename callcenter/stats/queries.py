@@ -253,7 +253,8 @@ def _histograms(
 ) -> dict[int, dict[int, int]]:
     """Per local day: whole seconds -> answered calls."""
     per_day: dict[int, dict[int, int]] = defaultdict(dict)
-    for day, value, calls in session.execute(
+    # Core rows, not the ORM's: a year is 30,000 rows, and ORM row handling doubled their cost.
+    for day, value, calls in session.connection().execute(
         select(model.local_day, seconds, model.calls).where(model.local_day.between(lo, hi))
     ):
         per_day[day][value] = calls
