@@ -5,8 +5,9 @@
   process; for each call change, the delay from its first AMI event reaching the listener to
   the change reaching each page (p50, p99). The pages are SSE clients, not browsers: a real
   page adds its own drawing (about a millisecond) on top.
-* Pages: every console page through the real app (session cookie, database, template) on the
-  statistics benchmark's SQLite file of 1M calls (built once, reused: see benchmarks.stats).
+* Pages: every console page through the real app (session cookie, database, template) with 1M
+  calls: the statistics benchmark's SQLite file (built once, reused: see benchmarks.stats) and
+  a PostgreSQL database of the same shape (cc_bench_console, built once).
 
     python -m benchmarks console
 """
@@ -28,6 +29,7 @@ import uvicorn
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from sqlalchemy import func, select, text
+from sqlalchemy.engine import make_url
 
 from benchmarks import ami, stats, stats_data
 from callcenter.ami.fake_server import Chunk
@@ -242,6 +244,8 @@ def _link_callers(url: str) -> int:
     return call_id
 
 
+PG_DATABASE = "cc_bench_console"
+PG_CALLS = 1_000_000
 # The bench calls end on 30 September 2025 (local): ranges that end there hold calls; the
 # default range (the 7 days before the real today) is empty.
 LAST_DAY = "2025-09-30"
@@ -254,8 +258,7 @@ RANGES = [
 ]
 
 
-def page_times() -> None:
-    """p50/p95 server time of each console page on the 1M-call SQLite file."""
+def _sqlite_url() -> str:
     stats.SQLITE_PATH.parent.mkdir(exist_ok=True)
     url = f"sqlite:///{stats.SQLITE_PATH}"
 
@@ -269,38 +272,76 @@ def page_times() -> None:
         )
 
     stats._prepare(url, stats.SQLITE_CALLS, load)
-    _add_user(url, Role.admin, "bench-console-admin")
-    busiest_call = _link_callers(url)
-    engine = make_engine(url)
-    with make_sessionmaker(engine)() as session:
-        call_id = session.scalars(select(Call.id).order_by(Call.id.desc()).limit(1)).one()
-    engine.dispose()
-    paths = [
-        ("board", "/console/"),
-        ("board.json", "/console/board.json"),
-        ("call (screen pop)", f"/console/calls/{call_id}"),
-        ("call, busiest caller", f"/console/calls/{busiest_call}"),
-        ("call-backs", "/console/callbacks"),
-        *((name, f"/console/supervisor{query}") for name, query in RANGES),
-        ("monthly recap", "/console/supervisor/recap?month=2025-09"),
-        ("admin", "/console/admin"),
-    ]
-    with TestClient(create_app(_settings(url))) as client:
-        _session_cookie(client, "bench-console-admin")
-        print(f"  {'page (1M calls, SQLite)':<24}{'p50 ms':>9}{'p95 ms':>9}")
-        for name, path in paths:
-            p50s, p95s = [], []
-            for _ in range(RUNS):
-                times = []
-                for _ in range(PER_PAGE):
-                    started = time.perf_counter()
-                    response = client.get(path)
-                    times.append((time.perf_counter() - started) * 1000)
-                    assert response.status_code == 200, (path, response.status_code)
-                times.sort()
-                p50s.append(statistics.median(times))
-                p95s.append(times[int(0.95 * len(times)) - 1])
-            print(f"  {name:<24}{statistics.median(p50s):>9.1f}{statistics.median(p95s):>9.1f}")
+    return url
+
+
+def _postgres_url() -> str:
+    """A database of its own (not the statistics benchmark's 10M), 1M calls like SQLite's."""
+    admin = make_engine(stats.ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        if not connection.scalar(
+            text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": PG_DATABASE}
+        ):
+            connection.execute(text(f'CREATE DATABASE "{PG_DATABASE}"'))
+    admin.dispose()
+    url = make_url(stats.ADMIN_URL).set(database=PG_DATABASE).render_as_string(hide_password=False)
+
+    def load(user_id: int, agency_ids: list[int]) -> None:
+        engine = make_engine(url)
+        with engine.begin() as connection:
+            stats_data.load_postgres(
+                connection,
+                n=PG_CALLS,
+                user_id=user_id,
+                agencies=agency_ids,
+                districts=[d.name for d in Settings().districts],
+            )
+        engine.dispose()
+
+    stats._prepare(url, PG_CALLS, load)
+    return url
+
+
+def page_times(databases: tuple[str, ...] = ("sqlite", "postgresql")) -> None:
+    """p50/p95 server time of each console page with 1M calls, on SQLite and PostgreSQL."""
+    for database in databases:
+        url = _sqlite_url() if database == "sqlite" else _postgres_url()
+        _add_user(url, Role.admin, "bench-console-admin")
+        busiest_call = _link_callers(url)
+        engine = make_engine(url)
+        with make_sessionmaker(engine)() as session:
+            call_id = session.scalars(select(Call.id).order_by(Call.id.desc()).limit(1)).one()
+        if database == "postgresql":
+            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+                connection.execute(text("VACUUM ANALYZE"))  # after linking the callers
+        engine.dispose()
+        paths = [
+            ("board", "/console/"),
+            ("board.json", "/console/board.json"),
+            ("call (screen pop)", f"/console/calls/{call_id}"),
+            ("call, busiest caller", f"/console/calls/{busiest_call}"),
+            ("call-backs", "/console/callbacks"),
+            *((name, f"/console/supervisor{query}") for name, query in RANGES),
+            ("monthly recap", "/console/supervisor/recap?month=2025-09"),
+            ("admin", "/console/admin"),
+        ]
+        with TestClient(create_app(_settings(url))) as client:
+            _session_cookie(client, "bench-console-admin")
+            title = f"page (1M calls, {'SQLite' if database == 'sqlite' else 'PostgreSQL'})"
+            print(f"  {title:<28}{'p50 ms':>9}{'p95 ms':>9}")
+            for name, path in paths:
+                p50s, p95s = [], []
+                for _ in range(RUNS):
+                    times = []
+                    for _ in range(PER_PAGE):
+                        started = time.perf_counter()
+                        response = client.get(path)
+                        times.append((time.perf_counter() - started) * 1000)
+                        assert response.status_code == 200, (path, response.status_code)
+                    times.sort()
+                    p50s.append(statistics.median(times))
+                    p95s.append(times[int(0.95 * len(times)) - 1])
+                print(f"  {name:<28}{statistics.median(p50s):>9.1f}{statistics.median(p95s):>9.1f}")
 
 
 def main() -> None:
