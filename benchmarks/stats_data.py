@@ -24,13 +24,14 @@ OTHER_POOL = 2_000_000
 PG_CALLS = """
 INSERT INTO calls (pbx, uniqueid, linkedid, channel, caller_id_raw, caller_id_name, caller_e164,
   caller_id_status, outcome, started_at, answered_at, ended_at, queue, operator, wait_seconds,
-  talk_seconds, gap, telephony_state, classification, classification_reason, version,
-  created_at, updated_at)
+  answer_seconds, talk_seconds, gap, telephony_state, classification, classification_reason,
+  version, created_at, updated_at)
 SELECT 'bench', 'b.' || g, 'b.' || g, '', caller, '', caller, 'valid', outcome, started_at,
   CASE WHEN outcome = 'answered' THEN started_at + make_interval(secs => 8 + wait) END,
   started_at + interval '90 seconds', 'emergency-112',
   CASE WHEN outcome = 'answered' THEN 'Operator ' || (1 + floor(r4 * 12)::int) END,
   CASE WHEN outcome <> 'abandoned_in_ivr' THEN wait END,
+  CASE WHEN outcome = 'answered' THEN 8 + wait END,
   CASE WHEN outcome = 'answered' THEN 10 + floor(r4 * 390)::int END,
   false, '{}', classification, reason, 1, started_at, started_at + interval '5 minutes'
 FROM (
@@ -183,6 +184,7 @@ def sqlite_rows(first: int, count: int, n: int) -> list[tuple[object, ...]]:
                 _stamp(started + timedelta(seconds=8 + wait)) if answered else None,
                 f"Operator {1 + rng.randrange(12)}" if answered else None,
                 None if outcome == "abandoned_in_ivr" else wait,
+                8 + wait if answered else None,
                 10 + rng.randrange(390) if answered else None,
                 classification,
                 reason,
@@ -195,10 +197,11 @@ def sqlite_rows(first: int, count: int, n: int) -> list[tuple[object, ...]]:
 
 SQLITE_CALLS = """
 INSERT INTO calls (pbx, uniqueid, linkedid, channel, caller_id_raw, caller_id_name, caller_e164,
-  caller_id_status, outcome, started_at, answered_at, queue, operator, wait_seconds, talk_seconds,
-  gap, telephony_state, classification, classification_reason, version, created_at, updated_at)
-VALUES ('bench', ?, ?, '', ?, '', ?, 'valid', ?, ?, ?, 'emergency-112', ?, ?, ?, 0, '{}', ?, ?, 1,
-  ?, ?)
+  caller_id_status, outcome, started_at, answered_at, queue, operator, wait_seconds,
+  answer_seconds, talk_seconds, gap, telephony_state, classification, classification_reason,
+  version, created_at, updated_at)
+VALUES ('bench', ?, ?, '', ?, '', ?, 'valid', ?, ?, ?, 'emergency-112', ?, ?, ?, ?, 0, '{}', ?, ?,
+  1, ?, ?)
 """
 
 SQLITE_INCIDENTS = """

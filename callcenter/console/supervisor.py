@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
 from callcenter.api.deps import SessionDep, SettingsDep
-from callcenter.console import charts, web
+from callcenter.console import charts, formats, web
 from callcenter.console.web import SupervisorPage
 from callcenter.db import utcnow
 from callcenter.errors import InvalidInput
@@ -19,7 +19,7 @@ from callcenter.incidents import service as incidents
 from callcenter.models import Classification
 from callcenter.settings import Settings
 from callcenter.stats import queries, report, rollup, tables
-from callcenter.stats.routes import MAX_HOURLY_DAYS, csv_response, date_range, month_range
+from callcenter.stats.routes import csv_response, date_range, month_range
 
 router = APIRouter(prefix=web.PREFIX, include_in_schema=False)
 CLASSES = [*(c.value for c in Classification), "unclassified"]
@@ -47,11 +47,7 @@ def figures(session: Session, settings: Settings, first: date, last: date) -> di
     now_summary = queries.summary(session, today, today, settings)
     summary = queries.summary(session, first, last, settings)
     answer = queries.answer_times(session, first, last, settings)
-    hour_last = min(last, first + timedelta(days=MAX_HOURLY_DAYS - 1))
-    hourly = queries.timeseries(session, first, hour_last, "hour", settings)
-    per_hour = [0] * 24
-    for point in hourly.points:
-        per_hour[int(point.bucket[11:13])] += point.total
+    per_hour = queries.calls_per_hour_of_day(session, first, last)
     daily = queries.timeseries(session, first, last, "day", settings)
     mix = charts.stacked(
         [(p.bucket[5:10], [(k, getattr(p, k)) for k in CLASSES]) for p in daily.points]
@@ -93,6 +89,24 @@ def dashboard(
         error = exc.message
     else:
         error = ""
+    found = figures(session, settings, first, last)
+    lang = web.lang_of(request)
+    # The per-day tables as text here: a year is 365 rows of each (see web.table_rows).
+    answer_rows = web.table_rows(
+        [
+            formats.day(d.date, lang),
+            formats.number(d.total, lang),
+            formats.number(d.answered, lang),
+            formats.percent(d.within_15s, lang),
+            formats.percent(d.within_20s, lang),
+            formats.NONE if d.wait_p90 is None else str(d.wait_p90),
+        ]
+        for d in found["answer"].days
+        if d.date is not None
+    )
+    mix_rows = web.table_rows(
+        [p.bucket, *(str(getattr(p, k)) for k in CLASSES)] for p in found["daily"]
+    )
     return web.render(
         request,
         "supervisor.html",
@@ -101,7 +115,11 @@ def dashboard(
         last=last,
         month=f"{last:%Y-%m}",
         error=error,
-        **figures(session, settings, first, last),
+        bars_svg=charts.bars_svg,
+        stacked_svg=charts.stacked_svg,
+        answer_rows=answer_rows,
+        mix_rows=mix_rows,
+        **found,
     )
 
 

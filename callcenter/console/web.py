@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Form, Request
 from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup, escape
 
 from callcenter.api.auth import admit
 from callcenter.api.deps import SessionDep, SettingsDep
@@ -202,6 +204,20 @@ def render(
         "Role": Role,
     }
     return templates.TemplateResponse(request, name, {**base, **context}, status_code=status_code)
+
+
+def table_rows(rows: Iterable[Iterable[str]]) -> Markup:
+    """``<tr><td>`` rows of text, escaped: for tables of hundreds of rows, where a template loop
+    spends more time on its expressions than on the figures (a year of days on the dashboard).
+
+    >>> print(table_rows([["1 Mei 2025", "<b>"]]))
+    <tr><td>1 Mei 2025</td><td>&lt;b&gt;</td></tr>
+    """
+    return Markup(
+        "".join(
+            "<tr>" + "".join(f"<td>{escape(cell)}</td>" for cell in row) + "</tr>" for row in rows
+        )
+    )
 
 
 def home_of(user: User | AnyRow) -> str:

@@ -46,6 +46,23 @@ class DailyDetail(Base):
     overflowed: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class MonthlyDetail(Base):
+    """``DailyDetail`` summed per local month (YYYYMM), kept by each day's differences: a range
+    of whole months reads some 150 rows a month instead of 30 days of them."""
+
+    __tablename__ = "stats_monthly"
+
+    month: Mapped[int] = mapped_column(Integer, primary_key=True)
+    outcome: Mapped[str] = mapped_column(String(32), primary_key=True)
+    classification: Mapped[str] = mapped_column(String(32), primary_key=True)
+    reason: Mapped[str] = mapped_column(String(64), primary_key=True)
+    operator: Mapped[str] = mapped_column(String(128), primary_key=True)
+    calls: Mapped[int] = mapped_column(Integer)
+    talk_count: Mapped[int] = mapped_column(Integer)
+    talk_sum: Mapped[int] = mapped_column(BigInteger)
+    overflowed: Mapped[int] = mapped_column(Integer, default=0)
+
+
 class DailyWait(Base):
     """Answered calls per local day and whole seconds waited: percentiles merge exactly."""
 

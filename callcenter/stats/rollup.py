@@ -45,12 +45,15 @@ from callcenter.stats.models import (
     DailyPrankCaller,
     DailyWait,
     HourlyCount,
+    MonthlyDetail,
     MonthlyPrankCaller,
     RollupState,
 )
 
 STATE_ID = 1
 HOURLY_COLUMNS = ("total", *(c.value for c in Classification), "unclassified")
+DETAIL_KEY = ("outcome", "classification", "reason", "operator")
+DETAIL_SUMS = ("calls", "talk_count", "talk_sum", "overflowed")
 _LOCK_KEY = 112_0005  # PostgreSQL advisory lock: one refresher at a time
 
 
@@ -84,6 +87,18 @@ def rebuild_day(session: Session, day: date, tz: ZoneInfo, *, keep_monthly: bool
     key = day_key(day)
     start, end = utc_bounds(day, day, tz)
     in_day = (Call.started_at >= start, Call.started_at < end)
+    old_details = (
+        [
+            dict(row._mapping)
+            for row in session.execute(
+                select(*(getattr(DailyDetail, c) for c in DETAIL_KEY + DETAIL_SUMS)).where(
+                    DailyDetail.local_day == key
+                )
+            )
+        ]
+        if keep_monthly
+        else []
+    )
     session.execute(
         delete(HourlyCount).where(HourlyCount.local_hour.between(key * 100, key * 100 + 99))
     )
@@ -108,36 +123,35 @@ def rebuild_day(session: Session, day: date, tz: ZoneInfo, *, keep_monthly: bool
         _text(Call.classification_reason),
         _text(Call.operator),
     )
-    _insert(
-        session,
-        DailyDetail,
-        (
-            {
-                "local_day": key,
-                "outcome": outcome,
-                "classification": classification,
-                "reason": reason,
-                "operator": operator,
-                "calls": calls,
-                "talk_count": talks,
-                "talk_sum": int(talk_sum or 0),
-                "overflowed": int(overflowed or 0),
-            }
-            for outcome, classification, reason, operator, calls, talks, talk_sum, overflowed in (
-                session.execute(
-                    select(
-                        *detail_key,
-                        func.count(),
-                        func.count(Call.talk_seconds),
-                        func.coalesce(func.sum(Call.talk_seconds), 0),
-                        func.count(case((Call.overflows > 0, 1))),
-                    )
-                    .where(*in_day)
-                    .group_by(*detail_key)
+    details = [
+        {
+            "local_day": key,
+            "outcome": outcome,
+            "classification": classification,
+            "reason": reason,
+            "operator": operator,
+            "calls": calls,
+            "talk_count": talks,
+            "talk_sum": int(talk_sum or 0),
+            "overflowed": int(overflowed or 0),
+        }
+        for outcome, classification, reason, operator, calls, talks, talk_sum, overflowed in (
+            session.execute(
+                select(
+                    *detail_key,
+                    func.count(),
+                    func.count(Call.talk_seconds),
+                    func.coalesce(func.sum(Call.talk_seconds), 0),
+                    func.count(case((Call.overflows > 0, 1))),
                 )
+                .where(*in_day)
+                .group_by(*detail_key)
             )
-        ),
-    )
+        )
+    ]
+    _insert(session, DailyDetail, details)
+    if keep_monthly:
+        _move_month(session, key // 100, old_details, details)
     _insert(
         session,
         DailyWait,
@@ -246,6 +260,56 @@ def _rebuild_prank_callers(
     session.execute(
         delete(MonthlyPrankCaller).where(
             MonthlyPrankCaller.month == month, MonthlyPrankCaller.pranks <= 0
+        )
+    )
+
+
+def _move_month(
+    session: Session, month: int, old: list[dict[str, Any]], new: list[dict[str, Any]]
+) -> None:
+    """Add a rebuilt day's differences (new rows minus old) to its month's detail rows."""
+    deltas: dict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0] * len(DETAIL_SUMS))
+    for rows, sign in ((old, -1), (new, 1)):
+        for row in rows:
+            sums = deltas[tuple(row[c] for c in DETAIL_KEY)]
+            for n, column in enumerate(DETAIL_SUMS):
+                sums[n] += sign * int(row[column])
+    changed = [
+        {
+            "month": month,
+            **dict(zip(DETAIL_KEY, k, strict=True)),
+            **dict(zip(DETAIL_SUMS, v, strict=True)),
+        }
+        for k, v in deltas.items()
+        if any(v)
+    ]
+    if not changed:
+        return
+    dialect_insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    upsert = dialect_insert(MonthlyDetail)
+    session.execute(
+        upsert.on_conflict_do_update(
+            index_elements=[MonthlyDetail.month, *(getattr(MonthlyDetail, c) for c in DETAIL_KEY)],
+            set_={c: getattr(MonthlyDetail, c) + upsert.excluded[c] for c in DETAIL_SUMS},
+        ),
+        changed,
+    )
+    session.execute(
+        delete(MonthlyDetail).where(MonthlyDetail.month == month, MonthlyDetail.calls <= 0)
+    )
+
+
+def _rebuild_monthly_detail(session: Session) -> None:
+    """Every month's detail rows from the daily rows (after a full rebuild)."""
+    session.execute(delete(MonthlyDetail))
+    month = DailyDetail.local_day // literal_column("100")
+    key = [getattr(DailyDetail, c) for c in DETAIL_KEY]
+    session.execute(
+        insert(MonthlyDetail).from_select(
+            ["month", *DETAIL_KEY, *DETAIL_SUMS],
+            select(month, *key, *(func.sum(getattr(DailyDetail, c)) for c in DETAIL_SUMS))
+            .where(DailyDetail.local_day > 0)
+            .group_by(month, *key),
         )
     )
 
@@ -369,7 +433,7 @@ def refresh(session: Session, *, timezone: str, safety: timedelta) -> int:
         state.timezone = timezone
         state.watermark = None
         rollups = (HourlyCount, DailyDetail, DailyWait, DailyAnswer, DailyPrankCaller)
-        for model in (*rollups, MonthlyPrankCaller):
+        for model in (*rollups, MonthlyPrankCaller, MonthlyDetail):
             session.execute(delete(model))
     since = None if state.watermark is None else state.watermark - safety
     if state.watermark is not None and state.fingerprint == _fingerprint(
@@ -391,6 +455,7 @@ def refresh(session: Session, *, timezone: str, safety: timedelta) -> int:
         rebuild_day(session, key_day(key), tz, keep_monthly=not from_scratch)
     if from_scratch:
         _rebuild_monthly(session)
+        _rebuild_monthly_detail(session)
     latest_seen = max((latest for _, latest in touched), default=state.watermark)
     state.watermark = latest_seen
     state.fingerprint = "" if latest_seen is None else _fingerprint(session, latest_seen - safety)

@@ -13,16 +13,20 @@ from sqlalchemy.orm import Session, sessionmaker
 from callcenter.cli import main
 from callcenter.models import Call, Classification, Outcome, Role
 from callcenter.settings import Settings, get_settings
+from callcenter.stats import queries, rollup
 from callcenter.stats.models import DailyDetail, RollupState
 from tests.builders import make_call
 from tests.conftest import LoginFn
 from tests.recap import Recap
 from tests.stats import direct
 
+# Whole months (read from the monthly rollup), days only, and days around whole months.
 RANGES = [
     (date(2025, 5, 1), date(2025, 9, 30)),
     (date(2025, 5, 31), date(2025, 6, 1)),
     (date(2025, 7, 14), date(2025, 8, 2)),
+    (date(2025, 5, 15), date(2025, 8, 10)),
+    (date(2025, 6, 1), date(2025, 6, 30)),
 ]
 
 
@@ -77,6 +81,23 @@ def test_every_endpoint_equals_the_direct_computation(
     headers = login(Role.admin)
     for first, last in RANGES:
         assert_matches_direct(client, headers, session_factory, settings, first, last)
+
+
+def test_calls_per_hour_of_day_equal_the_direct_computation(
+    recap: Recap, session_factory: sessionmaker[Session], settings: Settings
+) -> None:
+    """The supervisor's calls-per-hour chart: 24 sums from the rollup, as counted call by call."""
+    with session_factory.begin() as session:
+        rollup.refresh(session, timezone=settings.timezone, safety=timedelta(minutes=10))
+    with session_factory() as session:
+        for first, last in RANGES:
+            expected = [0] * 24
+            for started in session.scalars(select(Call.started_at)):
+                local = started.astimezone(settings.tz)
+                if first <= local.date() <= last:
+                    expected[local.hour] += 1
+            assert sum(expected) > 0
+            assert queries.calls_per_hour_of_day(session, first, last) == expected
 
 
 def test_stats_follow_calls_as_they_change(

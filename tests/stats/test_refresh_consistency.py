@@ -21,6 +21,7 @@ from callcenter.stats.models import (
     DailyPrankCaller,
     DailyWait,
     HourlyCount,
+    MonthlyDetail,
     MonthlyPrankCaller,
     RollupState,
 )
@@ -28,7 +29,14 @@ from tests.builders import make_call
 
 TZ = "Asia/Makassar"
 SAFETY = timedelta(minutes=10)
-TABLES = (HourlyCount, DailyDetail, DailyWait, DailyPrankCaller, MonthlyPrankCaller)
+TABLES = (
+    HourlyCount,
+    DailyDetail,
+    MonthlyDetail,
+    DailyWait,
+    DailyPrankCaller,
+    MonthlyPrankCaller,
+)
 
 
 def _refresh(engine: Engine) -> int:
