@@ -79,11 +79,15 @@ class Renamer:
         self._sequence = itertools.count(1)
 
     def _id(self, match: re.Match[bytes]) -> bytes:
-        old = match.group(2)
+        return match.group(1) + self.rename_id(match.group(2))
+
+    def rename_id(self, old: bytes) -> bytes:
+        """The replay's identity for a recorded Uniqueid or Linkedid (the same one each time:
+        Asterisk's own logs name calls by these too)."""
         new = self._ids.get(old)
         if new is None:
             new = self._ids[old] = f"{self.epoch}.{next(self._sequence)}".encode()
-        return match.group(1) + new
+        return new
 
     def _channel(self, match: re.Match[bytes]) -> bytes:
         old = match.group(2)

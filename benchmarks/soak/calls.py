@@ -1,0 +1,130 @@
+"""Generated calls of the traces' shape: each a recorded call (PJSIP traces 20-24) with fresh
+identities (the demo's Renamer) and its Asterisk logs (queue_log, cdr_csv, cel_custom) moved to
+the moment it is played, so `callcenter reconcile` can fill what an AMI gap hid.
+
+>>> ID.sub(b"X", b"1795830850|1795830841.2|emergency-112|Operator Maria|CONNECT|3|1795830847.3|3")
+b'1795830850|X|emergency-112|Operator Maria|CONNECT|3|X|3'
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from benchmarks.ami import TRACES
+from callcenter.ami.fake_server import Recording
+from callcenter.demo.feed import TRACES as DEMO_TRACES
+from callcenter.demo.feed import Renamer
+
+# expected.json's words → the outcome the backend stores (tests/ami/helpers.py has the same).
+OUTCOMES = {
+    "answered": "answered",
+    "abandoned": "abandoned_in_queue",
+    "hangup_in_ivr": "abandoned_in_ivr",
+    "queue_timeout": "unanswered",
+}
+ID = re.compile(rb"\b1795\d{6}\.\d+\b")
+_QUEUE_LOG_TIME = re.compile(rb"^\d{10}(?=\|)")
+_CLOCK = re.compile(rb"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d{6})?")
+_STAMP = re.compile(rb"\r\nTimestamp: [0-9.]+")
+
+
+@dataclass(frozen=True)
+class Template:
+    """One recorded trace: its events (seconds from its first event), logs and outcomes."""
+
+    name: str
+    events: list[tuple[float, bytes]]
+    started: float  # the recording's wall clock at its first event
+    queue_log: list[bytes]
+    cdr: list[bytes]
+    cel: list[bytes]
+    outcomes: dict[str, str]  # recorded Uniqueid → outcome
+
+    @classmethod
+    def load(cls, folder: Path) -> Template:
+        frames = Recording.load(folder, stamp=True).frames
+        events = [c for c in frames if c.data.startswith(b"Event: ") and b"ActionID" not in c.data]
+        first = float(re.findall(rb"Timestamp: ([0-9.]+)", events[0].data)[0])
+        start_at = events[0].at or 0.0
+        expected = json.loads((folder / "expected.json").read_text())
+        return cls(
+            name=folder.name,
+            events=[((c.at or 0.0) - start_at, _STAMP.sub(b"", c.data[:-4])) for c in events],
+            started=first,
+            queue_log=_lines(folder / "queue_log"),
+            cdr=_lines(folder / "cdr.csv"),
+            cel=_lines(folder / "cel.jsonl"),
+            outcomes={c["uniqueid"]: OUTCOMES[c["outcome"]] for c in expected["calls"]},
+        )
+
+
+def _lines(path: Path) -> list[bytes]:
+    return [line for line in path.read_bytes().splitlines() if line.strip()]
+
+
+def load_templates() -> list[Template]:
+    """The traces the demo plays (PJSIP, every outcome), from the shared recordings."""
+    return [Template.load(TRACES / p.name) for p in sorted(DEMO_TRACES.iterdir()) if p.is_dir()]
+
+
+@dataclass
+class Played:
+    """One play of a template: what the PBX sends and logs, and what must come of it."""
+
+    events: list[tuple[float, bytes]]  # (wall time, frame without Timestamp or terminator)
+    queue_log: list[bytes]
+    cdr: list[bytes]
+    cel: list[bytes]
+    outcomes: dict[str, str]  # Uniqueid → expected outcome
+    callers: dict[str, str] = field(default_factory=dict)  # Uniqueid → caller number
+
+
+def play(template: Template, at: float) -> Played:
+    renamer = Renamer(int(at))
+    shift = at - template.started
+
+    def ids(line: bytes) -> bytes:
+        return renamer.rename(ID.sub(lambda m: renamer.rename_id(m[0]), line))
+
+    def clock(match: re.Match[bytes]) -> bytes:
+        text = match[0].decode()
+        moved = datetime.fromisoformat(text).replace(tzinfo=UTC) + timedelta(seconds=shift)
+        pattern = "%Y-%m-%d %H:%M:%S.%f" if "." in text else "%Y-%m-%d %H:%M:%S"
+        return moved.strftime(pattern).encode()
+
+    events = [(at + offset, renamer.rename(data)) for offset, data in template.events]
+    outcomes = {renamer.rename_id(u.encode()).decode(): o for u, o in template.outcomes.items()}
+    return Played(
+        events=events,
+        queue_log=[
+            _QUEUE_LOG_TIME.sub(lambda m: str(int(int(m[0]) + shift)).encode(), ids(line))
+            for line in template.queue_log
+        ],
+        cdr=[_CLOCK.sub(clock, ids(line)) for line in template.cdr],
+        cel=[_CLOCK.sub(clock, ids(line)) for line in template.cel],
+        outcomes=outcomes,
+        callers={u: _caller(events, u) for u in outcomes},
+    )
+
+
+def _caller(events: list[tuple[float, bytes]], uniqueid: str) -> str:
+    marker = f"\r\nUniqueid: {uniqueid}\r\n".encode()
+    for _, data in events:
+        if data.startswith(b"Event: Newchannel\r\n") and marker in data + b"\r\n":
+            found = re.search(rb"\r\nCallerIDNum: ([^\r]*)", data)
+            return found[1].decode("latin-1") if found else ""
+    return ""
+
+
+def schedule(templates: list[Template], rate: float, start: float) -> Iterator[Played]:
+    """Plays of the templates in turn, ``rate`` calls a second from ``start`` on."""
+    at = start
+    while True:
+        for template in templates:
+            yield play(template, at)
+            at += len(template.outcomes) / rate
