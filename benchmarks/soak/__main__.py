@@ -175,6 +175,9 @@ def run(
             backend.start()
         if elapsed >= next_sample:
             memory.append((elapsed, backend.pid, backend.rss(), "minute"))
+            sent = faults.ask(target, "stats")
+            log(f"{elapsed:6.0f} s  {sent.calls:,} calls, {sent.events:,} events sent, "
+                f"{latency.seen:,} committed; backend RSS {memory[-1][2]:.0f} MiB")  # fmt: skip
             next_sample += 60
         if kinds and elapsed >= next_fault:
             kind = kinds[turn % len(kinds)]

@@ -1,9 +1,6 @@
 """Generated calls of the traces' shape: each a recorded call (PJSIP traces 20-24) with fresh
 identities (the demo's Renamer) and its Asterisk logs (queue_log, cdr_csv, cel_custom) moved to
 the moment it is played, so `callcenter reconcile` can fill what an AMI gap hid.
-
->>> ID.sub(b"X", b"1795830850|1795830841.2|emergency-112|Operator Maria|CONNECT|3|1795830847.3|3")
-b'1795830850|X|emergency-112|Operator Maria|CONNECT|3|X|3'
 """
 
 from __future__ import annotations
@@ -18,7 +15,7 @@ from pathlib import Path
 from benchmarks.ami import TRACES
 from callcenter.ami.fake_server import Recording
 from callcenter.demo.feed import TRACES as DEMO_TRACES
-from callcenter.demo.feed import Renamer
+from callcenter.demo.feed import Part, Renamer, identity_parts
 
 # expected.json's words → the outcome the backend stores (tests/ami/helpers.py has the same).
 OUTCOMES = {
@@ -27,7 +24,6 @@ OUTCOMES = {
     "hangup_in_ivr": "abandoned_in_ivr",
     "queue_timeout": "unanswered",
 }
-ID = re.compile(rb"\b1795\d{6}\.\d+\b")
 _QUEUE_LOG_TIME = re.compile(rb"^\d{10}(?=\|)")
 _CLOCK = re.compile(rb"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d{6})?")
 _STAMP = re.compile(rb"\r\nTimestamp: [0-9.]+")
@@ -35,14 +31,15 @@ _STAMP = re.compile(rb"\r\nTimestamp: [0-9.]+")
 
 @dataclass(frozen=True)
 class Template:
-    """One recorded trace: its events (seconds from its first event), logs and outcomes."""
+    """One recorded trace: its events (seconds from its first event), logs and outcomes, each
+    cut once at the identities and clocks every play changes."""
 
     name: str
-    events: list[tuple[float, bytes]]
+    events: list[tuple[float, list[Part]]]
     started: float  # the recording's wall clock at its first event
-    queue_log: list[bytes]
-    cdr: list[bytes]
-    cel: list[bytes]
+    queue_log: list[list[Part]]
+    cdr: list[list[Part]]
+    cel: list[list[Part]]
     outcomes: dict[str, str]  # recorded Uniqueid → outcome
 
     @classmethod
@@ -54,17 +51,36 @@ class Template:
         expected = json.loads((folder / "expected.json").read_text())
         return cls(
             name=folder.name,
-            events=[((c.at or 0.0) - start_at, _STAMP.sub(b"", c.data[:-4])) for c in events],
+            events=[
+                ((c.at or 0.0) - start_at, identity_parts(_STAMP.sub(b"", c.data[:-4])))
+                for c in events
+            ],
             started=first,
-            queue_log=_lines(folder / "queue_log"),
-            cdr=_lines(folder / "cdr.csv"),
-            cel=_lines(folder / "cel.jsonl"),
+            queue_log=_log(folder / "queue_log", _QUEUE_LOG_TIME, "epoch"),
+            cdr=_log(folder / "cdr.csv", _CLOCK, "clock"),
+            cel=_log(folder / "cel.jsonl", _CLOCK, "clock"),
             outcomes={c["uniqueid"]: OUTCOMES[c["outcome"]] for c in expected["calls"]},
         )
 
 
-def _lines(path: Path) -> list[bytes]:
-    return [line for line in path.read_bytes().splitlines() if line.strip()]
+def _log(path: Path, clock: re.Pattern[bytes], kind: str) -> list[list[Part]]:
+    lines = [line for line in path.read_bytes().splitlines() if line.strip()]
+    return [_cut(identity_parts(line, bare_ids=True), clock, kind) for line in lines]
+
+
+def _cut(parts: list[Part], pattern: re.Pattern[bytes], kind: str) -> list[Part]:
+    """The literal parts cut further at ``pattern`` (a clock every play moves)."""
+    out: list[Part] = []
+    for part in parts:
+        if not isinstance(part, bytes):
+            out.append(part)
+            continue
+        at = 0
+        for match in pattern.finditer(part):
+            out += [part[at : match.start()], (kind, match[0])]
+            at = match.end()
+        out.append(part[at:])
+    return out
 
 
 def load_templates() -> list[Template]:
@@ -88,25 +104,18 @@ def play(template: Template, at: float) -> Played:
     renamer = Renamer(int(at))
     shift = at - template.started
 
-    def ids(line: bytes) -> bytes:
-        return renamer.rename(ID.sub(lambda m: renamer.rename_id(m[0]), line))
+    def clock(text: bytes) -> bytes:
+        moved = datetime.fromisoformat(text.decode()).replace(tzinfo=UTC) + timedelta(seconds=shift)
+        return moved.strftime("%Y-%m-%d %H:%M:%S.%f" if b"." in text else "%Y-%m-%d %H:%M:%S").encode()
 
-    def clock(match: re.Match[bytes]) -> bytes:
-        text = match[0].decode()
-        moved = datetime.fromisoformat(text).replace(tzinfo=UTC) + timedelta(seconds=shift)
-        pattern = "%Y-%m-%d %H:%M:%S.%f" if "." in text else "%Y-%m-%d %H:%M:%S"
-        return moved.strftime(pattern).encode()
-
-    events = [(at + offset, renamer.rename(data)) for offset, data in template.events]
+    moved = {"clock": clock, "epoch": lambda text: str(int(int(text) + shift)).encode()}
+    events = [(at + offset, renamer.apply(parts)) for offset, parts in template.events]
     outcomes = {renamer.rename_id(u.encode()).decode(): o for u, o in template.outcomes.items()}
     return Played(
         events=events,
-        queue_log=[
-            _QUEUE_LOG_TIME.sub(lambda m: str(int(int(m[0]) + shift)).encode(), ids(line))
-            for line in template.queue_log
-        ],
-        cdr=[_CLOCK.sub(clock, ids(line)) for line in template.cdr],
-        cel=[_CLOCK.sub(clock, ids(line)) for line in template.cel],
+        queue_log=[renamer.apply(line, moved) for line in template.queue_log],
+        cdr=[renamer.apply(line, moved) for line in template.cdr],
+        cel=[renamer.apply(line, moved) for line in template.cel],
         outcomes=outcomes,
         callers={u: _caller(events, u) for u in outcomes},
     )
