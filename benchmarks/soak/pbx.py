@@ -15,11 +15,12 @@ import itertools
 import logging
 import socket
 import threading
+from collections import deque
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from benchmarks.ivr import env_block, reply
 from benchmarks.soak.calls import Played, load_templates, schedule
@@ -30,6 +31,80 @@ TICK = 0.01
 AGI_AFTER = 0.5  # seconds from a call's first event to its FastAGI session (the IVR's AGI())
 
 
+# Asterisk queues a manager session's events while the client reads slowly, and drops a client
+# that falls too far behind; so do we, at this many bytes waiting.
+BACKLOG_LIMIT = 512 * 1024 * 1024
+
+
+class QueuedSocket:
+    """A connection whose writes never block the PBX: queued in order (events and action
+    replies alike, so a list reply still follows every event sent before it), written by a
+    thread of its own."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.waiting = 0  # bytes queued, not yet written
+        self.most_waiting = 0
+        self.failed = False
+        self._pending: deque[bytes] = deque()
+        self._ready = threading.Condition()
+        threading.Thread(target=self._write, name="pbx-writer", daemon=True).start()
+
+    def sendall(self, data: bytes) -> None:
+        with self._ready:
+            if self.failed:
+                raise BrokenPipeError("the connection is gone")
+            if self.waiting + len(data) > BACKLOG_LIMIT:
+                self.failed = True
+                self._ready.notify()
+                raise BlockingIOError("the client reads too slowly: dropped, as Asterisk would")
+            self._pending.append(data)
+            self.waiting += len(data)
+            self.most_waiting = max(self.most_waiting, self.waiting)
+            self._ready.notify()
+
+    def _write(self) -> None:
+        while True:
+            with self._ready:
+                while not self._pending and not self.failed:
+                    self._ready.wait()
+                if self.failed:
+                    break
+                chunk = b"".join(self._pending)
+                self._pending.clear()
+            try:
+                self.sock.sendall(chunk)
+            except OSError:
+                with self._ready:
+                    self.failed = True
+                break
+            with self._ready:
+                self.waiting -= len(chunk)
+        with self._ready:
+            self._pending.clear()
+        _shut(self.sock)
+
+    def recv(self, size: int) -> bytes:
+        return self.sock.recv(size)
+
+    def shutdown(self, how: int) -> None:
+        with self._ready:
+            self.failed = True
+            self._ready.notify()
+        self.sock.shutdown(how)
+
+    def close(self) -> None:
+        with self._ready:
+            self.failed = True
+            self._ready.notify()
+        self.sock.close()
+
+
+def _shut(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+
+
 class LivePbx(FakeAsterisk):
     """A fake Asterisk whose events come from ``emit`` as they happen, sent to the last
     connection that logged in; with none, they only change what the lists will say."""
@@ -37,28 +112,36 @@ class LivePbx(FakeAsterisk):
     def __init__(self, *, username: str, secret: str) -> None:
         super().__init__([], username=username, secret=secret, close_at_end=False)
         self._shared = threading.RLock()  # one lock for the stream, lists and emit
-        self._live: socket.socket | None = None
-        self.lost_bytes = 0  # sent to a connection that was gone
+        self._live: QueuedSocket | None = None
+        self.dropped_slow = 0  # connections dropped for reading too slowly
+        self.most_waiting = 0
 
     def _connection_lock(self) -> threading.Lock | threading.RLock:
         return self._shared
+
+    def _serve(self, conn: socket.socket, number: int) -> None:
+        super()._serve(cast(socket.socket, QueuedSocket(conn)), number)
 
     def _stream(
         self, conn: socket.socket, number: int, lock: threading.Lock | threading.RLock
     ) -> None:
         with self._shared:
-            self._live = conn
+            self._live = cast(QueuedSocket, conn)
 
     def emit(self, data: bytes) -> None:
         with self._shared:
             self._channels.play(data)
-            if self._live is None:
+            live = self._live
+            if live is None:
                 return
             try:
-                self._live.sendall(data)
-            except OSError:
-                self.lost_bytes += len(data)
+                live.sendall(data)
+            except BlockingIOError:
+                self.dropped_slow += 1
                 self._live = None
+            except OSError:
+                self._live = None
+            self.most_waiting = max(self.most_waiting, live.most_waiting)
 
     def cut(self) -> bool:
         """The network drops the AMI connection (the listener must reconnect)."""
@@ -80,6 +163,8 @@ class PbxStats:
     agi_refused: int = 0
     agi_errors: dict[str, int] = field(default_factory=dict)
     max_lag_ms: float = 0.0
+    most_waiting_mib: float = 0.0  # the largest backlog of events queued for the listener
+    dropped_slow: int = 0  # connections dropped for reading too slowly
 
 
 def garbage() -> bytes:
@@ -181,6 +266,11 @@ class Simulator:
             self._agi.shutdown(wait=True)
             self.done.set()
 
+    def snapshot(self) -> PbxStats:
+        self.stats.most_waiting_mib = self.pbx.most_waiting / 2**20
+        self.stats.dropped_slow = self.pbx.dropped_slow
+        return self.stats
+
     def _log(self, played: Played, files: dict[str, IO[bytes]]) -> None:
         self.stats.plays += 1
         self.stats.calls += len(played.outcomes)
@@ -212,10 +302,10 @@ def serve(commands: Any, folder: str, rate: float, agi_port: int, secret: str) -
                 pbx.emit(garbage())
                 commands.send(True)
             elif command == "stats":
-                commands.send(simulator.stats)
+                commands.send(simulator.snapshot())
             elif command == "stop":
                 simulator.stopping.set()
                 simulator.done.wait()
-                commands.send(simulator.stats)
+                commands.send(simulator.snapshot())
             elif command == "exit":
                 return
