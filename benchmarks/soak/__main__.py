@@ -44,11 +44,11 @@ def options(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.soak", description=__doc__)
     parser.add_argument("--seconds", type=float, default=float(env("SOAK_SECONDS", "600")))
     parser.add_argument("--rate", type=float, default=float(env("SOAK_RATE", "50")))
+    parser.add_argument("--fault-every", type=float, default=float(env("SOAK_FAULT_SECONDS", "60")))
     parser.add_argument(
-        "--fault-every", type=float, default=float(env("SOAK_FAULT_SECONDS", "60"))
-    )
-    parser.add_argument(
-        "--outage", type=float, default=float(env("SOAK_OUTAGE_SECONDS", "10")),
+        "--outage",
+        type=float,
+        default=float(env("SOAK_OUTAGE_SECONDS", "10")),
         help="seconds the database stays away in the PostgreSQL and disk-full faults",
     )
     parser.add_argument(
@@ -59,7 +59,9 @@ def options(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def environment(args: argparse.Namespace, work: Path, url: str, ami: int, agi: int) -> dict[str, str]:
+def environment(
+    args: argparse.Namespace, work: Path, url: str, ami: int, agi: int
+) -> dict[str, str]:
     return {
         **os.environ,
         "CALLCENTER_DATABASE_URL": url,
@@ -87,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         raise SystemExit(f"unknown faults {sorted(unknown)}: choose from {faults.KINDS}")
     work = Path(tempfile.mkdtemp(prefix="soak-"))
-    os.chmod(work, 0o755)  # noqa: S103 (the postgres user must reach its own folder inside)
+    os.chmod(work, 0o755)
     postgres: OwnPostgres | None = None
     small_fs = False
     commands = None
@@ -115,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         ami_port = commands.recv()
         environ["CALLCENTER_AMI__PORT"] = str(ami_port)
         backend = Backend(environ, free_port(), work / "backend.log")
-        print(  # noqa: T201
+        print(
             f"soak: {args.seconds:.0f} s, {args.rate:g} calls/s, a fault every "
             f"{args.fault_every:.0f} s ({', '.join(kinds)}), {args.database}, work {work}",
             flush=True,
@@ -135,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         if ok and not args.keep:
             shutil.rmtree(work, ignore_errors=True)
         else:
-            print(f"work folder kept: {work}")  # noqa: T201
+            print(f"work folder kept: {work}")
 
 
 def run(
@@ -152,6 +154,7 @@ def run(
     backend.start()
     latency = CommitLatency(url, PBX_NAME)
     latency.start()
+    faults.ask_pbx(commands, "go")
     started = time.monotonic()
     memory: list[tuple[float, int, float, str]] = [(0.0, backend.pid, backend.rss(), "start")]
     target = faults.Target(
@@ -211,7 +214,7 @@ def run(
 
 
 def log(line: str) -> None:
-    print(line, flush=True)  # noqa: T201
+    print(line, flush=True)
 
 
 def report(

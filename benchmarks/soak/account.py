@@ -1,8 +1,9 @@
 """What the soak measures: event-to-commit latency (a poller that sees rows as they commit) and,
 at the end, every generated call against the simulator's record.
 
->>> Accounting.of({"1.1": "answered", "1.2": "unanswered", "1.3": "answered"},
-...               [("1.1", "answered"), ("1.2", "answered"), ("1.2", "answered"), ("9.9", "failed")])
+>>> expected = {"1.1": "answered", "1.2": "unanswered", "1.3": "answered"}
+>>> stored = [("1.1", "answered"), ("1.2", "answered"), ("1.2", "answered"), ("9.9", "failed")]
+>>> Accounting.of(expected, stored)
 Accounting(generated=3, stored=2, lost=1, duplicated=1, wrong_outcome=1, unexpected=1)
 """
 

@@ -106,7 +106,9 @@ def play(template: Template, at: float) -> Played:
 
     def clock(text: bytes) -> bytes:
         moved = datetime.fromisoformat(text.decode()).replace(tzinfo=UTC) + timedelta(seconds=shift)
-        return moved.strftime("%Y-%m-%d %H:%M:%S.%f" if b"." in text else "%Y-%m-%d %H:%M:%S").encode()
+        return moved.strftime(
+            "%Y-%m-%d %H:%M:%S.%f" if b"." in text else "%Y-%m-%d %H:%M:%S"
+        ).encode()
 
     moved = {"clock": clock, "epoch": lambda text: str(int(int(text) + shift)).encode()}
     events = [(at + offset, renamer.apply(parts)) for offset, parts in template.events]

@@ -34,8 +34,12 @@ class Target:
 
 
 def ask(target: Target, command: str) -> Any:
-    target.pbx.send(command)
-    return target.pbx.recv()
+    return ask_pbx(target.pbx, command)
+
+
+def ask_pbx(pbx: Any, command: str) -> Any:
+    pbx.send(command)
+    return pbx.recv()
 
 
 def ami_cut(target: Target) -> str:

@@ -15,8 +15,8 @@ import itertools
 import logging
 import socket
 import threading
-from collections import deque
 import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -225,7 +225,7 @@ class Simulator:
         self._agi = ThreadPoolExecutor(max_workers=48, thread_name_prefix="agi")
 
     def run(self) -> None:
-        files = {
+        files: dict[str, IO[bytes]] = {
             name: (self.folder / name).open("ab")
             for name in ("record.tsv", "queue_log", "Master.csv", "cel.jsonl")
         }
@@ -245,7 +245,9 @@ class Simulator:
                         heapq.heappush(heap, (at, next(order), "ami", data))
                     for uniqueid, caller in upcoming.callers.items():
                         start = upcoming.events[0][0] + AGI_AFTER
-                        heapq.heappush(heap, (start, next(order), "agi", f"{uniqueid} {caller}".encode()))
+                        heapq.heappush(
+                            heap, (start, next(order), "agi", f"{uniqueid} {caller}".encode())
+                        )
                     upcoming = next(plays)
                 out = bytearray()
                 while heap and heap[0][0] <= now:
@@ -289,14 +291,18 @@ class Simulator:
 def serve(commands: Any, folder: str, rate: float, agi_port: int, secret: str) -> None:
     """The PBX process: answers the orchestrator's commands over a multiprocessing pipe."""
     logging.getLogger("callcenter.ami").setLevel(logging.ERROR)  # its own parser skips junk too
-    with LivePbx(username="backend112", secret=secret) as pbx:
+    pbx = LivePbx(username="backend112", secret=secret)
+    pbx.start()
+    try:
         simulator = Simulator(pbx, Path(folder), rate, agi_port)
         commands.send(pbx.port)
         runner = threading.Thread(target=simulator.run, name="simulator", daemon=True)
-        runner.start()
         while True:
             command = commands.recv()
-            if command == "cut":
+            if command == "go":  # the backend is up: calls begin
+                runner.start()
+                commands.send(True)
+            elif command == "cut":
                 commands.send(pbx.cut())
             elif command == "garbage":
                 pbx.emit(garbage())
@@ -309,3 +315,5 @@ def serve(commands: Any, folder: str, rate: float, agi_port: int, secret: str) -
                 commands.send(simulator.snapshot())
             elif command == "exit":
                 return
+    finally:
+        pbx.stop()

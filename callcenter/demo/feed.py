@@ -106,7 +106,12 @@ class Renamer:
     ) -> bytes:
         """Text cut by ``identity_parts``, with this replay's identities (``more``: what to put
         for parts of other kinds)."""
-        rename = {"id": self.rename_id, "channel": self._channel, "uuid": self._uuid, **(more or {})}
+        rename = {
+            "id": self.rename_id,
+            "channel": self._channel,
+            "uuid": self._uuid,
+            **(more or {}),
+        }
         return b"".join(p if isinstance(p, bytes) else rename[p[0]](p[1]) for p in parts)
 
     def rename(self, data: bytes) -> bytes:
