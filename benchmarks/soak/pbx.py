@@ -143,6 +143,12 @@ class LivePbx(FakeAsterisk):
                 self._live = None
             self.most_waiting = max(self.most_waiting, live.most_waiting)
 
+    @property
+    def connected(self) -> bool:
+        """A listener is logged in and gets the events."""
+        with self._shared:
+            return self._live is not None
+
     def cut(self) -> bool:
         """The network drops the AMI connection (the listener must reconnect)."""
         with self._shared:
