@@ -23,7 +23,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from benchmarks.soak import faults, pbx
-from benchmarks.soak.account import Accounting, CommitLatency, read_record, stored_calls
+from benchmarks.soak.account import (
+    Accounting,
+    CommitLatency,
+    ivr_runs,
+    read_record,
+    stored_calls,
+)
 from benchmarks.soak.backend import CALLCENTER, Backend
 from benchmarks.soak.postgres import OwnPostgres
 
@@ -209,7 +215,10 @@ def run(
         env=backend.environ, capture_output=True, text=True, check=False,
     )  # fmt: skip
     final = Accounting.of(record, stored_calls(url, PBX_NAME))
-    report(args, stats, latency, memory, live, reconciled.stdout.strip(), final, crashes, done)
+    runs = ivr_runs(url)
+    report(
+        args, stats, latency, memory, live, reconciled.stdout.strip(), final, crashes, done, runs
+    )
     return final.ok and crashes == 0
 
 
@@ -227,6 +236,7 @@ def report(
     final: Accounting,
     crashes: int,
     done: list[str],
+    runs: dict[str, int],
 ) -> None:
     log("")
     log(f"calls generated {stats.calls:,} ({stats.events:,} AMI events sent); "
@@ -236,6 +246,7 @@ def report(
     errors = ", ".join(f"{k} {v}" for k, v in sorted(stats.agi_errors.items())) or "none"
     log(f"FastAGI sessions: {stats.agi_served:,} served, {stats.agi_refused:,} refused "
         f"(backend down), errors: {errors}")  # fmt: skip
+    log(f"IVR runs recorded: {sum(runs.values()):,} (look-up: {runs})")
     log(f"faults injected: {len(done)}; backend crashes (died on its own): {crashes}")
     log(f"listener alone:     {live.line()}")
     log(f"reconcile:          {reconciled or '(nothing printed)'}")

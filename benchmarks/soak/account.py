@@ -17,10 +17,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from callcenter.db import make_engine
+from callcenter.ivr.models import IvrRun
 from callcenter.models import Call, CallEvent
 
 POLL_SECONDS = 0.05
@@ -81,6 +82,20 @@ def stored_calls(url: str, pbx: str) -> list[tuple[str, str]]:
         with engine.connect() as connection:
             rows = connection.execute(select(Call.uniqueid, Call.outcome).where(Call.pbx == pbx))
             return [(u, getattr(o, "value", str(o))) for u, o in rows]
+    finally:
+        engine.dispose()
+
+
+def ivr_runs(url: str) -> dict[str, int]:
+    """IVR runs recorded, by look-up status (a run is not recorded while the database is
+    down: the call itself is unharmed, the IVR says so in its log)."""
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(
+                select(IvrRun.lookup_status, func.count()).group_by(IvrRun.lookup_status)
+            )
+            return {str(status): int(count) for status, count in rows}
     finally:
         engine.dispose()
 

@@ -5,6 +5,7 @@ the moment it is played, so `callcenter reconcile` can fill what an AMI gap hid.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from collections.abc import Iterator
@@ -49,23 +50,45 @@ class Template:
         first = float(re.findall(rb"Timestamp: ([0-9.]+)", events[0].data)[0])
         start_at = events[0].at or 0.0
         expected = json.loads((folder / "expected.json").read_text())
+        callers = _callers([c.data for c in events])
         return cls(
             name=folder.name,
             events=[
-                ((c.at or 0.0) - start_at, identity_parts(_STAMP.sub(b"", c.data[:-4])))
+                (
+                    (c.at or 0.0) - start_at,
+                    _cut(identity_parts(_STAMP.sub(b"", c.data[:-4])), callers, "caller"),
+                )
                 for c in events
             ],
             started=first,
-            queue_log=_log(folder / "queue_log", _QUEUE_LOG_TIME, "epoch"),
-            cdr=_log(folder / "cdr.csv", _CLOCK, "clock"),
-            cel=_log(folder / "cel.jsonl", _CLOCK, "clock"),
+            queue_log=_log(folder / "queue_log", _QUEUE_LOG_TIME, "epoch", callers),
+            cdr=_log(folder / "cdr.csv", _CLOCK, "clock", callers),
+            cel=_log(folder / "cel.jsonl", _CLOCK, "clock", callers),
             outcomes={c["uniqueid"]: OUTCOMES[c["outcome"]] for c in expected["calls"]},
         )
 
 
-def _log(path: Path, clock: re.Pattern[bytes], kind: str) -> list[list[Part]]:
+def _callers(events: list[bytes]) -> re.Pattern[bytes]:
+    """The recorded callers' numbers (each play gets callers of its own, as a real day has
+    thousands: the caller cache and look-ups see that many)."""
+    numbers = {
+        m[1]
+        for data in events
+        if data.startswith(b"Event: Newchannel\r\n")
+        for m in [re.search(rb"\r\nCallerIDNum: ([0-9+]{6,})\r\n", data)]
+        if m
+    }
+    return re.compile(b"|".join(re.escape(n) for n in sorted(numbers, key=len, reverse=True)))
+
+
+def _log(
+    path: Path, clock: re.Pattern[bytes], kind: str, callers: re.Pattern[bytes]
+) -> list[list[Part]]:
     lines = [line for line in path.read_bytes().splitlines() if line.strip()]
-    return [_cut(identity_parts(line, bare_ids=True), clock, kind) for line in lines]
+    return [
+        _cut(_cut(identity_parts(line, bare_ids=True), clock, kind), callers, "caller")
+        for line in lines
+    ]
 
 
 def _cut(parts: list[Part], pattern: re.Pattern[bytes], kind: str) -> list[Part]:
@@ -100,9 +123,23 @@ class Played:
     callers: dict[str, str] = field(default_factory=dict)  # Uniqueid → caller number
 
 
+def caller_number(recorded: bytes, play: int) -> bytes:
+    """A caller of the play's own, in the recorded number's form.
+
+    >>> caller_number(b"+6281339112233", 7), caller_number(b"081234567890", 7)
+    (b'+62813100000007', b'0813100000007')
+    """
+    national = b"0813" + f"{1_000_000_00 + play % 100_000_000:09d}".encode()
+    return b"+62" + national[1:] if recorded.startswith(b"+62") else national
+
+
+_plays = itertools.count()
+
+
 def play(template: Template, at: float) -> Played:
     renamer = Renamer(int(at))
     shift = at - template.started
+    number = next(_plays)
 
     def clock(text: bytes) -> bytes:
         moved = datetime.fromisoformat(text.decode()).replace(tzinfo=UTC) + timedelta(seconds=shift)
@@ -110,8 +147,12 @@ def play(template: Template, at: float) -> Played:
             "%Y-%m-%d %H:%M:%S.%f" if b"." in text else "%Y-%m-%d %H:%M:%S"
         ).encode()
 
-    moved = {"clock": clock, "epoch": lambda text: str(int(int(text) + shift)).encode()}
-    events = [(at + offset, renamer.apply(parts)) for offset, parts in template.events]
+    moved = {
+        "clock": clock,
+        "epoch": lambda text: str(int(int(text) + shift)).encode(),
+        "caller": lambda recorded: caller_number(recorded, number),
+    }
+    events = [(at + offset, renamer.apply(parts, moved)) for offset, parts in template.events]
     outcomes = {renamer.rename_id(u.encode()).decode(): o for u, o in template.outcomes.items()}
     return Played(
         events=events,
