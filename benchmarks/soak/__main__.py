@@ -65,9 +65,8 @@ def options(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def environment(
-    args: argparse.Namespace, work: Path, url: str, ami: int, agi: int
-) -> dict[str, str]:
+def environment(work: Path, url: str, ami: int, agi: int) -> dict[str, str]:
+    """The backend's settings: its own data folder, spool, ports and PBX name."""
     return {
         **os.environ,
         "CALLCENTER_DATABASE_URL": url,
@@ -116,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         child = spawn.Process(
             target=pbx.serve, args=(theirs, str(work), args.rate, agi_port, SECRET), daemon=True
         )
-        environ = environment(args, work, url, 0, agi_port)
+        environ = environment(work, url, 0, agi_port)
         subprocess.run([CALLCENTER, "migrate"], env=environ, check=True, capture_output=True)
         since = datetime.now(UTC)
         child.start()
