@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run demo test lint fmt migrate bench clean prompts fuzz
+.PHONY: install run demo test lint fmt migrate bench clean prompts fuzz soak
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -47,6 +47,11 @@ fmt: install
 
 bench: install
 	$(BIN)/python -m benchmarks $(PARTS)
+
+# Before a release (not in CI): a simulated PBX at 50 calls/s with a fault every minute, then
+# every call accounted for (SOAK_SECONDS=3600 for the release check; benchmarks/soak/).
+soak: install
+	$(BIN)/python -m benchmarks.soak
 
 # IVR prompts as 8 kHz mono WAV from the texts in config/ (asterisk/README.md says where they go).
 prompts: install

@@ -227,8 +227,13 @@ class FakeAsterisk:
             thread.start()
             self._threads.append(thread)
 
+    def _connection_lock(self) -> threading.Lock | threading.RLock:
+        """Guards one connection's writes; a subclass that feeds every connection from one
+        source shares one."""
+        return threading.Lock()
+
     def _serve(self, conn: socket.socket, number: int) -> None:
-        lock = threading.Lock()
+        lock = self._connection_lock()
         logged_in = threading.Event()
         parser = FrameParser()
 
@@ -303,7 +308,9 @@ class FakeAsterisk:
             items.append(list(item.items()))
         return _list_reply(frame, "Channels will follow", items, "CoreShowChannel")
 
-    def _stream(self, conn: socket.socket, number: int, lock: threading.Lock) -> None:
+    def _stream(
+        self, conn: socket.socket, number: int, lock: threading.Lock | threading.RLock
+    ) -> None:
         chunks = self.plan[number] if number < len(self.plan) else []
         start = time.monotonic()
         first_at = next((c.at for c in chunks if c.at is not None), 0.0)

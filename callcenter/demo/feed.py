@@ -18,9 +18,10 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeAlias
 
 from callcenter.ami.fake_server import Chunk
 
@@ -30,6 +31,7 @@ STAGGER_SECONDS = 14.0
 
 _ID = re.compile(rb"((?:[A-Za-z]*Uniqueid|[A-Za-z]*Linkedid|Uniqueid\d*): )(\d+\.\d+)", re.I)
 _CHANNEL = re.compile(rb"((?:PJSIP|SIP|IAX2|Local)/[\w.@]+?-)([0-9a-f]{8})\b")
+_BARE_ID = re.compile(rb"(?<![\d.])\d{10}\.\d+(?![\d.])")
 _UUID = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
@@ -78,32 +80,74 @@ class Renamer:
         self._uuids: dict[bytes, bytes] = {}
         self._sequence = itertools.count(1)
 
-    def _id(self, match: re.Match[bytes]) -> bytes:
-        old = match.group(2)
+    def rename_id(self, old: bytes) -> bytes:
+        """The replay's identity for a recorded Uniqueid or Linkedid (the same one each time:
+        Asterisk's own logs name calls by these too)."""
         new = self._ids.get(old)
         if new is None:
             new = self._ids[old] = f"{self.epoch}.{next(self._sequence)}".encode()
-        return match.group(1) + new
+        return new
 
-    def _channel(self, match: re.Match[bytes]) -> bytes:
-        old = match.group(2)
+    def _channel(self, old: bytes) -> bytes:
         new = self._channels.get(old)
         if new is None:
             number = next(self._sequence) % 0x10000
             new = self._channels[old] = f"{self.epoch % 0x10000:04x}{number:04x}".encode()
-        return match.group(1) + new
+        return new
 
-    def _uuid(self, match: re.Match[bytes]) -> bytes:
-        old = match.group(0)
+    def _uuid(self, old: bytes) -> bytes:
         new = self._uuids.get(old)
         if new is None:
             new = self._uuids[old] = str(uuid.uuid4()).encode()
         return new
 
+    def apply(
+        self, parts: list[Part], more: dict[str, Callable[[bytes], bytes]] | None = None
+    ) -> bytes:
+        """Text cut by ``identity_parts``, with this replay's identities (``more``: what to put
+        for parts of other kinds)."""
+        rename = {
+            "id": self.rename_id,
+            "channel": self._channel,
+            "uuid": self._uuid,
+            **(more or {}),
+        }
+        return b"".join(p if isinstance(p, bytes) else rename[p[0]](p[1]) for p in parts)
+
     def rename(self, data: bytes) -> bytes:
-        data = _ID.sub(self._id, data)
-        data = _CHANNEL.sub(self._channel, data)
-        return _UUID.sub(self._uuid, data)
+        return self.apply(identity_parts(data))
+
+
+# Literal text, or (kind, recorded identity) to be renamed.
+Part: TypeAlias = bytes | tuple[str, bytes]
+
+
+def identity_parts(data: bytes, *, bare_ids: bool = False) -> list[Part]:
+    """``data`` cut at its identities (Uniqueids and Linkedids, channel suffixes, bridge ids).
+
+    Cut once per recording, each replay renames with a join instead of three regular
+    expressions (a simulated PBX playing 50 calls a second needs that).
+
+    >>> identity_parts(b"Uniqueid: 1795830841.2 PJSIP/op2-00000003")
+    [b'Uniqueid: ', ('id', b'1795830841.2'), b' PJSIP/op2-', ('channel', b'00000003'), b'']
+
+    ``bare_ids``: Uniqueids without a header name too (queue_log, CDR and CEL lines).
+    """
+    spans: list[tuple[int, int, str]] = []
+    patterns = [("id", _ID, 2), ("channel", _CHANNEL, 2), ("uuid", _UUID, 0)]
+    if bare_ids:
+        patterns.append(("id", _BARE_ID, 0))
+    for kind, pattern, group in patterns:
+        spans += [(m.start(group), m.end(group), kind) for m in pattern.finditer(data)]
+    parts: list[Part] = []
+    at = 0
+    for start, end, kind in sorted(spans):
+        if start < at:
+            continue  # inside an identity already cut
+        parts += [data[at:start], (kind, data[start:end])]
+        at = end
+    parts.append(data[at:])
+    return parts
 
 
 def stamped(data: bytes, when: float) -> bytes:

@@ -1,0 +1,1 @@
+"""`make soak`: the backend under a simulated PBX with faults; every call accounted for."""
