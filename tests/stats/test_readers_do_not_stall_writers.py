@@ -15,7 +15,7 @@ from typing import Any
 
 import anyio.to_thread
 from fastapi.testclient import TestClient
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from callcenter.models import Classification, Role
@@ -128,3 +128,37 @@ def test_a_tag_goes_ahead_while_the_refresh_a_reader_waits_for_reads_the_calls(
     figures = client.get(summary, headers=supervisor).json()
     assert figures["by_classification"]["emergency"] == 2, figures
     assert figures["by_classification"]["prank"] == 0, figures
+
+
+def test_a_tag_goes_ahead_while_readers_hold_every_pooled_connection(
+    client: TestClient, login: LoginFn, session_factory: sessionmaker[Session]
+) -> None:
+    """The write threads have connections of their own: readers holding every connection of
+    the request pool (here taken directly, as slow statistics readers would) hold up no tag."""
+    with session_factory.begin() as session:
+        call_id = make_call(session).id
+    operator = login(Role.operator)
+    engine = client.app.state.engine  # type: ignore[attr-defined]
+    # Every connection the pool hands out: its size and make_engine's max_overflow (10).
+    held = [engine.connect() for _ in range(engine.pool.size() + 10)]
+    try:
+        for connection in held:
+            connection.execute(text("SELECT 1"))
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            tag = pool.submit(
+                client.put,
+                f"/api/v1/calls/{call_id}/classification",
+                json={"classification": "emergency"},
+                headers=operator,
+            )
+            done, _ = wait([tag], timeout=20)
+            pool_was_full = engine.pool.checkedout() == len(held)
+            for connection in held:
+                connection.close()
+            held.clear()
+            assert done, "the tag waited for a pooled connection"
+            assert pool_was_full
+            assert tag.result().status_code == 200, tag.result().text
+    finally:
+        for connection in held:
+            connection.close()
