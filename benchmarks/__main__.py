@@ -1,5 +1,5 @@
 """Run every benchmark, or those named: `python -m benchmarks [ami ivr classification stats
-console contention]`."""
+console contention upgrade]`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import importlib
 import sys
 import time
 
-PARTS = ("ami", "ivr", "classification", "stats", "console", "contention")
+PARTS = ("ami", "ivr", "classification", "stats", "console", "contention", "upgrade")
 
 
 def main(argv: list[str]) -> int:

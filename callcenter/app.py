@@ -16,7 +16,7 @@ from callcenter import console, logredact, metrics
 from callcenter.api import auth, docs, errors, health, observe, openapi, validation
 from callcenter.api.deps import commit_executor
 from callcenter.api.nul import RefuseNul
-from callcenter.api.writes import WriteThreads
+from callcenter.api.writes import WRITE_CONNECTIONS, WriteThreads
 from callcenter.audit import routes as audit_routes
 from callcenter.callbacks import routes as callback_routes
 from callcenter.calls import live_routes
@@ -55,7 +55,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.settings = settings
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
-        app.state.write_threads = WriteThreads(engine)
+        # The write threads' own connections: a tag never waits for a pooled connection that
+        # statistics readers (or anyone) hold.
+        write_engine = make_engine(
+            settings.resolved_database_url, pool_size=WRITE_CONNECTIONS, max_overflow=0
+        )
+        app.state.write_threads = WriteThreads(write_engine)
         app.state.metrics = metrics.start_metrics(settings.metrics, engine)
         app.state.commit_executor = commit_executor()
         app.state.login_guard = LoginGuard(
@@ -77,6 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if app.state.metrics is not None:
                 app.state.metrics.stop()
             app.state.write_threads.close()
+            write_engine.dispose()
             app.state.commit_executor.shutdown(wait=True)
             app.state.login_guard.close()
             engine.dispose()

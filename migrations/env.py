@@ -9,6 +9,7 @@ from sqlalchemy import Connection, String
 
 import callcenter.all_models  # noqa: F401  (registers every table on Base.metadata)
 from callcenter.db import make_engine
+from callcenter.db.backfill import MAY_COMMIT
 from callcenter.models import Base
 
 config = context.config
@@ -38,6 +39,7 @@ def run(connection: Connection) -> None:
     # A caller that began a transaction of its own (a test walking a downgrade) keeps it: then
     # everything runs in it, with the time-out for it alone.
     external = connection.in_transaction()
+    config.attributes[MAY_COMMIT] = not external  # backfills commit chunk by chunk
     postgres = connection.dialect.name == "postgresql"
     if postgres:
         scope = "LOCAL " if external else ""

@@ -32,6 +32,7 @@ T = TypeVar("T")
 
 SQLITE_THREADS = 1  # SQLite takes one writer at a time
 OTHER_THREADS = 2  # one collects the next batch while the other commits
+WRITE_CONNECTIONS = max(SQLITE_THREADS, OTHER_THREADS)  # the pool of the app's write engine
 MAX_BATCH = 64
 
 

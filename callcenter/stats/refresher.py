@@ -6,10 +6,11 @@ commit that released it ran in a later hop on another, so with enough readers ev
 thread waited on the lock (or for a pooled connection) and the holder never got a thread to
 commit on: operators' tags and the AMI listener stalled behind statistics readers.
 
-Here one thread refreshes, in one transaction that it begins and commits itself (the lock is
-taken and released on that thread, in one step), and a reader only waits, without a worker
-thread or a connection, for a refresh that began after it asked: figures are never older than
-the request. Readers who ask while a refresh runs share the next one.
+Here one thread refreshes, in transactions that it begins and commits itself (on SQLite it
+reads without the write lock, then takes it only to write what it found: rollup.
+refresh_in_snapshot), and a reader only waits, without a worker thread or a connection, for a
+refresh that began after it asked: figures are never older than the request. Readers who ask
+while a refresh runs share the next one.
 """
 
 from __future__ import annotations

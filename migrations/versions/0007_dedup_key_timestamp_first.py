@@ -13,9 +13,12 @@ Create Date: 2026-11-29 05:40:00
 
 import re
 from collections.abc import Callable, Sequence
+from functools import partial
 
 import sqlalchemy as sa
 from alembic import op
+
+from callcenter.db.backfill import in_committed_chunks
 
 revision: str = "0007_dedup_key_timestamp_first"
 down_revision: str | None = "0006_call_events_no_fk"
@@ -29,7 +32,9 @@ _STAMP = re.compile(r"(?:^|\r\n)Timestamp: ?([^\r\n]*)")
 
 
 def upgrade() -> None:
-    _rekey(_with_stamp)
+    # Chunk by chunk, each committed (callcenter/db/backfill.py): the listener's inserts wait
+    # for no lock the rewrite holds. Running it again skips the keys already rewritten.
+    in_committed_chunks(partial(_rekey_chunk, _with_stamp))
 
 
 def downgrade() -> None:
@@ -47,24 +52,31 @@ def _with_stamp(key: str, raw: str) -> str:
 def _rekey(new_key: Callable[[str, str], str]) -> None:
     """Rewrite each changed key, a chunk of rows at a time, in id order."""
     connection = op.get_bind()
-    last = 0
-    while True:
-        rows = connection.execute(
-            sa.text(
-                "SELECT id, dedup_key, raw FROM call_events WHERE id > :last "
-                f"ORDER BY id LIMIT {_CHUNK}"
-            ),
-            {"last": last},
-        ).all()
-        if not rows:
-            return
-        changed = [
-            {"id": row_id, "key": key}
-            for row_id, old, raw in rows
-            if (key := new_key(old, raw)) != old
-        ]
-        if changed:
-            connection.execute(
-                sa.text("UPDATE call_events SET dedup_key = :key WHERE id = :id"), changed
-            )
-        last = rows[-1][0]
+    last: int | None = 0
+    while last is not None:
+        last = _rekey_chunk(new_key, connection, last)
+
+
+def _rekey_chunk(
+    new_key: Callable[[str, str], str], connection: sa.Connection, last: int
+) -> int | None:
+    """Rewrite the changed keys among the next chunk of rows after id ``last``; the chunk's last
+    id, or None when none was left."""
+    rows = connection.execute(
+        sa.text(
+            "SELECT id, dedup_key, raw FROM call_events WHERE id > :last "
+            f"ORDER BY id LIMIT {_CHUNK}"
+        ),
+        {"last": last},
+    ).all()
+    if not rows:
+        return None
+    changed = [
+        {"id": row_id, "key": key} for row_id, old, raw in rows if (key := new_key(old, raw)) != old
+    ]
+    if changed:
+        connection.execute(
+            sa.text("UPDATE call_events SET dedup_key = :key WHERE id = :id"), changed
+        )
+    last_id: int = rows[-1][0]
+    return last_id

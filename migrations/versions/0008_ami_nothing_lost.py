@@ -19,9 +19,12 @@ Create Date: 2026-12-01 16:20:00
 import hashlib
 import re
 from collections.abc import Callable, Sequence
+from functools import partial
 
 import sqlalchemy as sa
 from alembic import op
+
+from callcenter.db.backfill import in_committed_chunks
 
 revision: str = "0008_ami_nothing_lost"
 down_revision: str | None = "0009_login_failures"
@@ -38,22 +41,32 @@ _COLUMNS += (("call_events", "linkedid"),)
 
 
 def upgrade() -> None:
+    # The DDL (quick: a catalog change and a new table) commits before the rekey, which commits
+    # chunk by chunk (callcenter/db/backfill.py): the listener waits for no lock meanwhile.
+    # Run again after a stop half way, it changes nothing already done and rekeys every row.
     if op.get_bind().dialect.name == "postgresql":
         for table, column in _COLUMNS:
             op.alter_column(table, column, type_=sa.String(150), existing_type=sa.String(64))
-    op.create_table(
-        "ami_quarantine",
-        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-        sa.Column("pbx", sa.String(64), nullable=False),
-        sa.Column("kind", sa.String(16), nullable=False),
-        sa.Column("uniqueid", sa.Text(), nullable=True),
-        sa.Column("reason", sa.Text(), nullable=False),
-        sa.Column("raw", sa.Text(), nullable=False),
-        sa.Column("received_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("stored_at", sa.DateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_ami_quarantine")),
-    )
-    _rekey(_numbered(_new_key))
+    if not sa.inspect(op.get_bind()).has_table("ami_quarantine"):
+        op.create_table(
+            "ami_quarantine",
+            sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+            sa.Column("pbx", sa.String(64), nullable=False),
+            sa.Column("kind", sa.String(16), nullable=False),
+            sa.Column("uniqueid", sa.Text(), nullable=True),
+            sa.Column("reason", sa.Text(), nullable=False),
+            sa.Column("raw", sa.Text(), nullable=False),
+            sa.Column("received_at", sa.DateTime(timezone=True), nullable=True),
+            sa.Column("stored_at", sa.DateTime(timezone=True), nullable=False),
+            sa.PrimaryKeyConstraint("id", name=op.f("pk_ami_quarantine")),
+        )
+    _rekey_in_chunks()
+
+
+def _rekey_in_chunks() -> None:
+    # Keys first moved out of the way (a new key may be an old key of a later row), then set.
+    in_committed_chunks(_move_aside_chunk)
+    in_committed_chunks(partial(_set_keys_chunk, _numbered(_new_key)))
 
 
 def downgrade() -> None:
@@ -102,22 +115,51 @@ def _old_key(raw: str) -> str:
 
 
 def _rekey(new_key: Callable[[str, str], str]) -> None:
-    """Every row's key, a chunk of rows at a time, in id order. The keys are first moved out of
-    the way (a new key may be an old key of a later row), then set."""
+    """Every row's key, in this migration's transaction (a downgrade)."""
     connection = op.get_bind()
-    connection.execute(sa.text("UPDATE call_events SET dedup_key = '~' || CAST(id AS TEXT)"))
-    last = 0
-    while True:
-        rows = connection.execute(
-            sa.text(
-                f"SELECT id, pbx, raw FROM call_events WHERE id > :last ORDER BY id LIMIT {_CHUNK}"
-            ),
-            {"last": last},
-        ).all()
-        if not rows:
-            return
-        connection.execute(
-            sa.text("UPDATE call_events SET dedup_key = :key WHERE id = :id"),
-            [{"id": row_id, "key": new_key(pbx, raw)} for row_id, pbx, raw in rows],
-        )
-        last = rows[-1][0]
+    for chunk in (_move_aside_chunk, partial(_set_keys_chunk, new_key)):
+        last: int | None = 0
+        while last is not None:
+            last = chunk(connection, last)
+
+
+def _move_aside_chunk(connection: sa.Connection, last: int) -> int | None:
+    """The next chunk of keys after id ``last`` set to "~id", which no event key is."""
+    upto = connection.execute(
+        sa.text(
+            "SELECT max(id) FROM (SELECT id FROM call_events WHERE id > :last "
+            f"ORDER BY id LIMIT {_CHUNK}) AS chunk"
+        ),
+        {"last": last},
+    ).scalar()
+    if upto is None:
+        return None
+    connection.execute(
+        sa.text(
+            "UPDATE call_events SET dedup_key = '~' || CAST(id AS TEXT) "
+            "WHERE id > :last AND id <= :upto"
+        ),
+        {"last": last, "upto": upto},
+    )
+    moved: int = upto
+    return moved
+
+
+def _set_keys_chunk(
+    new_key: Callable[[str, str], str], connection: sa.Connection, last: int
+) -> int | None:
+    """Each row's key in the next chunk after id ``last``, in id order."""
+    rows = connection.execute(
+        sa.text(
+            f"SELECT id, pbx, raw FROM call_events WHERE id > :last ORDER BY id LIMIT {_CHUNK}"
+        ),
+        {"last": last},
+    ).all()
+    if not rows:
+        return None
+    connection.execute(
+        sa.text("UPDATE call_events SET dedup_key = :key WHERE id = :id"),
+        [{"id": row_id, "key": new_key(pbx, raw)} for row_id, pbx, raw in rows],
+    )
+    last_id: int = rows[-1][0]
+    return last_id

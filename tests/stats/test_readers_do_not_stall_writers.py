@@ -15,6 +15,7 @@ from typing import Any
 
 import anyio.to_thread
 from fastapi.testclient import TestClient
+from sqlalchemy import event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from callcenter.models import Classification, Role
@@ -76,3 +77,88 @@ def test_readers_after_a_change_never_wait_on_a_lock_held_for_a_request_thread(
     assert statuses == [200] * len(requests)
     figures = client.get(summary, headers=supervisor).json()
     assert figures["by_classification"]["prank"] == 1, figures
+
+
+def test_a_tag_goes_ahead_while_the_refresh_a_reader_waits_for_reads_the_calls(
+    client: TestClient, login: LoginFn, session_factory: sessionmaker[Session]
+) -> None:
+    """The refresh reads the calls table without SQLite's write lock (it writes what it found in
+    a short transaction after): held in the middle of its reads, it does not hold up a tag."""
+    with session_factory.begin() as session:
+        call_id = make_call(session, classification=Classification.prank).id
+    supervisor = login(Role.supervisor)
+    operator = login(Role.operator)
+    summary = "/api/v1/stats/summary?from=2025-01-01&to=2025-12-31"
+    assert client.get(summary, headers=supervisor).status_code == 200  # rollups built once
+    with session_factory.begin() as session:
+        make_call(session, classification=Classification.emergency)  # for the next refresh
+
+    reading, release = threading.Event(), threading.Event()
+
+    def hold(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        # The refresher's search for changed calls: the first read of calls it groups.
+        refreshing = threading.current_thread().name == "rollup-refresh"
+        if refreshing and "FROM calls" in statement and "GROUP BY" in statement:
+            reading.set()
+            release.wait(30)
+
+    engine = client.app.state.engine  # type: ignore[attr-defined]
+    event.listen(engine, "before_cursor_execute", hold)
+    try:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            reader = pool.submit(client.get, summary, headers=supervisor)
+            assert reading.wait(30), "the refresh never read the calls"
+            tag = pool.submit(
+                client.put,
+                f"/api/v1/calls/{call_id}/classification",
+                json={"classification": "emergency"},
+                headers=operator,
+            )
+            done, _ = wait([tag], timeout=20)
+            held_meanwhile = not release.is_set()
+            release.set()
+            assert done, "the tag waited for the statistics refresh to finish"
+            assert held_meanwhile
+            assert tag.result().status_code == 200, tag.result().text
+            assert reader.result().status_code == 200
+    finally:
+        release.set()
+        event.remove(engine, "before_cursor_execute", hold)
+    # The refresh that was held described its snapshot; the next one finds the tag.
+    figures = client.get(summary, headers=supervisor).json()
+    assert figures["by_classification"]["emergency"] == 2, figures
+    assert figures["by_classification"]["prank"] == 0, figures
+
+
+def test_a_tag_goes_ahead_while_readers_hold_every_pooled_connection(
+    client: TestClient, login: LoginFn, session_factory: sessionmaker[Session]
+) -> None:
+    """The write threads have connections of their own: readers holding every connection of
+    the request pool (here taken directly, as slow statistics readers would) hold up no tag."""
+    with session_factory.begin() as session:
+        call_id = make_call(session).id
+    operator = login(Role.operator)
+    engine = client.app.state.engine  # type: ignore[attr-defined]
+    # Every connection the pool hands out: its size and make_engine's max_overflow (10).
+    held = [engine.connect() for _ in range(engine.pool.size() + 10)]
+    try:
+        for connection in held:
+            connection.execute(text("SELECT 1"))
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            tag = pool.submit(
+                client.put,
+                f"/api/v1/calls/{call_id}/classification",
+                json={"classification": "emergency"},
+                headers=operator,
+            )
+            done, _ = wait([tag], timeout=20)
+            pool_was_full = engine.pool.checkedout() == len(held)
+            for connection in held:
+                connection.close()
+            held.clear()
+            assert done, "the tag waited for a pooled connection"
+            assert pool_was_full
+            assert tag.result().status_code == 200, tag.result().text
+    finally:
+        for connection in held:
+            connection.close()
