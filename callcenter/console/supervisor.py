@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import re
 from datetime import date, timedelta
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
-from callcenter.api.deps import SessionDep, SettingsDep
+from callcenter.api.deps import RefresherDep, SessionDep, SettingsDep
 from callcenter.console import charts, formats, web
 from callcenter.console.web import SupervisorPage
 from callcenter.db import utcnow
@@ -18,19 +18,21 @@ from callcenter.errors import InvalidInput
 from callcenter.incidents import service as incidents
 from callcenter.models import Classification
 from callcenter.settings import Settings
-from callcenter.stats import queries, report, rollup, tables
+from callcenter.stats import queries, report, tables
 from callcenter.stats.routes import csv_response, date_range, month_range
 
 router = APIRouter(prefix=web.PREFIX, include_in_schema=False)
 CLASSES = [*(c.value for c in Classification), "unclassified"]
 
 
-def _refresh(session: Session, settings: Settings) -> None:
-    rollup.refresh(
-        session,
-        timezone=settings.timezone,
-        safety=timedelta(seconds=settings.stats.refresh_safety_seconds),
-    )
+async def _caught_up(refresher: RefresherDep) -> None:
+    """The rollups include every commit made before the request: the app's refresher does the
+    work once for all readers, so a page never takes SQLite's write lock itself."""
+    await refresher.fresh()
+
+
+# A parameter of the supervisor's pages, after the page's log-in check.
+CaughtUp = Annotated[None, Depends(_caught_up)]
 
 
 def _span(first: str, last: str, today: date) -> tuple[date, date]:
@@ -74,12 +76,12 @@ def figures(session: Session, settings: Settings, first: date, last: date) -> di
 def dashboard(
     request: Request,
     console: SupervisorPage,
+    caught_up: CaughtUp,
     session: SessionDep,
     settings: SettingsDep,
     from_: str = "",
     to: str = "",
 ) -> HTMLResponse:
-    _refresh(session, settings)
     today = utcnow().astimezone(settings.tz).date()
     params = request.query_params
     try:
@@ -127,6 +129,7 @@ def dashboard(
 def recap(
     request: Request,
     console: SupervisorPage,
+    caught_up: CaughtUp,
     session: SessionDep,
     settings: SettingsDep,
     month: str = "",
@@ -136,7 +139,6 @@ def recap(
     del console
     if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", month):
         raise InvalidInput("month is YYYY-MM", field="month")
-    _refresh(session, settings)
     span = month_range(month)
     result = report.monthly(session, *span, settings)
     if format == "csv":
