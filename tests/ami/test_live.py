@@ -7,14 +7,12 @@ another (NOTIFY): the same path as across processes. On SQLite they share the pr
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx2 as httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from pydantic import SecretStr
 from sqlalchemy.orm import Session, sessionmaker
@@ -22,12 +20,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from callcenter.ami.fake_server import FakeAsterisk, Recording, coalesce
 from callcenter.ami.runtime import AmiRuntime
 from callcenter.app import create_app
-from callcenter.live import InProcessBus, PostgresBus
+from callcenter.live import PostgresBus
 from callcenter.models import Role
 from callcenter.settings import Settings
 from tests.ami.helpers import expected_calls, wait_for
 from tests.builders import PASSWORD, make_user
 from tests.conftest import TRACES
+from tests.http_server import served
 
 ANSWERED = TRACES / "01-answered"
 
@@ -35,18 +34,8 @@ ANSWERED = TRACES / "01-answered"
 @pytest.fixture
 def server(settings: Settings) -> Iterator[tuple[FastAPI, str]]:
     app = create_app(settings)
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning")
-    running = uvicorn.Server(config)
-    thread = threading.Thread(target=running.run, daemon=True)
-    thread.start()
-    wait_for(lambda: running.started, "uvicorn started")
-    port = running.servers[0].sockets[0].getsockname()[1]
-    yield app, f"http://127.0.0.1:{port}"
-    running.should_exit = True
-    thread.join(10)
-    bus: InProcessBus | None = getattr(app.state, "live_bus", None)
-    if bus is not None:
-        bus.close()
+    with served(app) as base:
+        yield app, base
 
 
 def token(base: str, session_factory: sessionmaker[Session]) -> str:

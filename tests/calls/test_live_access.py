@@ -10,18 +10,16 @@ from datetime import timedelta
 
 import httpx2 as httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from sqlalchemy.orm import Session, sessionmaker
 
 from callcenter.app import create_app
 from callcenter.calls import live_routes
-from callcenter.live import InProcessBus
 from callcenter.models import Role
 from callcenter.settings import Settings
 from callcenter.users.security import issue_token
-from tests.ami.helpers import wait_for
 from tests.builders import PASSWORD, make_user
+from tests.http_server import served
 
 
 class Captured(logging.Handler):
@@ -49,21 +47,14 @@ def captured() -> Iterator[Captured]:
 @pytest.fixture
 def server(settings: Settings, captured: Captured) -> Iterator[tuple[FastAPI, str]]:
     app = create_app(settings)
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="info", access_log=True)
-    running = uvicorn.Server(config)
-    # uvicorn's logging set-up just replaced the handlers: capture what it writes from here.
-    for name in ("uvicorn.access", "uvicorn.error"):
-        logging.getLogger(name).addHandler(captured)
-    thread = threading.Thread(target=running.run, daemon=True)
-    thread.start()
-    wait_for(lambda: running.started, "uvicorn started")
-    port = running.servers[0].sockets[0].getsockname()[1]
-    yield app, f"http://127.0.0.1:{port}"
-    running.should_exit = True
-    thread.join(10)
-    bus: InProcessBus | None = getattr(app.state, "live_bus", None)
-    if bus is not None:
-        bus.close()
+
+    def capture() -> None:
+        # uvicorn's logging set-up just replaced the handlers: capture what it writes from here.
+        for name in ("uvicorn.access", "uvicorn.error"):
+            logging.getLogger(name).addHandler(captured)
+
+    with served(app, configured=capture, log_level="info", access_log=True) as base:
+        yield app, base
 
 
 def _login(base: str, username: str, password: str = PASSWORD) -> str:

@@ -15,7 +15,6 @@ from typing import Any
 
 import httpx2 as httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -28,22 +27,14 @@ from callcenter.models import Role
 from callcenter.settings import Settings
 from tests.ami.helpers import wait_for
 from tests.builders import PASSWORD, make_caller, make_user
+from tests.http_server import served
 
 
 @pytest.fixture
 def server(settings: Settings) -> Iterator[tuple[FastAPI, str]]:
     app = create_app(settings)
-    running = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
-    thread = threading.Thread(target=running.run, daemon=True)
-    thread.start()
-    wait_for(lambda: running.started, "uvicorn started")
-    port = running.servers[0].sockets[0].getsockname()[1]
-    yield app, f"http://127.0.0.1:{port}"
-    running.should_exit = True
-    thread.join(10)
-    bus: InProcessBus | None = getattr(app.state, "live_bus", None)
-    if bus is not None:
-        bus.close()
+    with served(app) as base:
+        yield app, base
 
 
 def _logged_in(base: str, factory: sessionmaker[Session], role: Role) -> httpx.Client:
