@@ -21,7 +21,6 @@ import httpx2
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from sqlalchemy import func, select, text
-from sqlalchemy.engine import make_url
 
 from benchmarks import stats, stats_data
 from callcenter.app import create_app
@@ -147,29 +146,7 @@ def _sqlite_url() -> str:
 
 def _postgres_url() -> str:
     """A database of its own (not the statistics benchmark's 10M), 1M calls like SQLite's."""
-    admin = make_engine(stats.ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        if not connection.scalar(
-            text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": PG_DATABASE}
-        ):
-            connection.execute(text(f'CREATE DATABASE "{PG_DATABASE}"'))
-    admin.dispose()
-    url = make_url(stats.ADMIN_URL).set(database=PG_DATABASE).render_as_string(hide_password=False)
-
-    def load(user_id: int, agency_ids: list[int]) -> None:
-        engine = make_engine(url)
-        with engine.begin() as connection:
-            stats_data.load_postgres(
-                connection,
-                n=PG_CALLS,
-                user_id=user_id,
-                agencies=agency_ids,
-                districts=[d.name for d in Settings().districts],
-            )
-        engine.dispose()
-
-    stats._prepare(url, PG_CALLS, load)
-    return url
+    return stats.postgres_database(PG_DATABASE, PG_CALLS)
 
 
 def page_times(databases: tuple[str, ...] = ("sqlite", "postgresql")) -> None:

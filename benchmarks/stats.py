@@ -102,16 +102,33 @@ def _prepare(url: str, n: int, load: Callable[[int, list[int]], None]) -> None:
     engine.dispose()
 
 
-def _postgres_url() -> str:
+def postgres_database(name: str, calls: int) -> str:
+    """The URL of database ``name`` on the benchmark server, holding ``calls`` generated calls
+    (created and loaded the first time, reused after)."""
     admin = make_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         exists = connection.scalar(
-            text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": PG_DATABASE}
+            text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}
         )
         if not exists:
-            connection.execute(text(f'CREATE DATABASE "{PG_DATABASE}"'))
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
     admin.dispose()
-    return make_url(ADMIN_URL).set(database=PG_DATABASE).render_as_string(hide_password=False)
+    url = make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+
+    def load(user_id: int, agency_ids: list[int]) -> None:
+        engine = make_engine(url)
+        with engine.begin() as connection:
+            stats_data.load_postgres(
+                connection,
+                n=calls,
+                user_id=user_id,
+                agencies=agency_ids,
+                districts=[d.name for d in Settings().districts],
+            )
+        engine.dispose()
+
+    _prepare(url, calls, load)
+    return url
 
 
 def _measure(url: str) -> None:
@@ -172,22 +189,8 @@ def _after_a_change(client: TestClient, headers: dict[str, str], url: str) -> No
 
 
 def main() -> None:
-    pg_url = _postgres_url()
     print(f"PostgreSQL, {PG_CALLS:,} calls (database {PG_DATABASE}):")
-
-    def load_pg(user_id: int, agency_ids: list[int]) -> None:
-        engine = make_engine(pg_url)
-        with engine.begin() as connection:
-            stats_data.load_postgres(
-                connection,
-                n=PG_CALLS,
-                user_id=user_id,
-                agencies=agency_ids,
-                districts=[d.name for d in Settings().districts],
-            )
-        engine.dispose()
-
-    _prepare(pg_url, PG_CALLS, load_pg)
+    pg_url = postgres_database(PG_DATABASE, PG_CALLS)
     _measure(pg_url)
 
     SQLITE_PATH.parent.mkdir(parents=True, exist_ok=True)
