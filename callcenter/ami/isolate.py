@@ -17,9 +17,9 @@ from typing import TypeVar
 
 from sqlalchemy import insert
 
+from callcenter.ami.call_state import CallState
 from callcenter.ami.models import QuarantinedRow
 from callcenter.ami.store import Batch, CallStore, StoredEvent, StoreUnavailable
-from callcenter.ami.tracker import CallState
 
 log = logging.getLogger(__name__)
 

@@ -31,8 +31,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from callcenter.ami.call_state import CallState, facts
 from callcenter.ami.frames import Frame
-from callcenter.ami.tracker import CallState, CallTracker, _facts
+from callcenter.ami.tracker import CallTracker
 
 _DIAL_APPS = ("AppDial", "AppDial2")
 
@@ -43,7 +44,7 @@ def channel_listed(tracker: CallTracker, frame: Frame, when: datetime) -> CallSt
     if not uniqueid or uniqueid in tracker.finished:
         return None
     state = tracker.calls.get(uniqueid)
-    before = _facts(state) if state is not None else None
+    before = facts(state) if state is not None else None
     if state is None:
         if not tracker.is_inbound(frame) or frame.get("Application") in _DIAL_APPS:
             return None
@@ -68,7 +69,7 @@ def channel_listed(tracker: CallTracker, frame: Frame, when: datetime) -> CallSt
             state.answered_at = when
             state.answer_estimated = True
             state.in_queue = False
-    return state if before is None or _facts(state) != before else None
+    return state if before is None or facts(state) != before else None
 
 
 def queue_entry(tracker: CallTracker, frame: Frame, when: datetime) -> CallState | None:
@@ -78,7 +79,7 @@ def queue_entry(tracker: CallTracker, frame: Frame, when: datetime) -> CallState
     state = tracker.calls.get(uniqueid) if uniqueid else None
     if state is None:
         return None
-    before = _facts(state)
+    before = facts(state)
     waited = _int(frame.get("Wait"))
     joined = when - timedelta(seconds=waited) if waited is not None else when
     if state.queued_at is None or state.queue_estimated:
@@ -88,7 +89,7 @@ def queue_entry(tracker: CallTracker, frame: Frame, when: datetime) -> CallState
     state.queue_position = state.queue_position or _int(frame.get("Position"))
     state.queue_rounds = max(state.queue_rounds, 1)
     state.in_queue = state.answered_at is None
-    return state if _facts(state) != before else None
+    return state if facts(state) != before else None
 
 
 def _int(value: str | None) -> int | None:

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from callcenter.ami.tracker import CallState
+from callcenter.ami.call_state import CallState
 
 # cdr_csv Master.csv columns with loguniqueid, loguserfield and newcdrcolumns.
 CDR_COLUMNS = (

@@ -20,9 +20,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeAlias
 
+from callcenter.ami.call_state import CallState
 from callcenter.ami.frames import Frame
 from callcenter.ami.store import Batch, StoredEvent
-from callcenter.ami.tracker import CallState
 
 log = logging.getLogger(__name__)
 

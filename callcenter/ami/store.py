@@ -23,9 +23,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from callcenter.ami.call_state import CallState, Tracked
 from callcenter.ami.frames import Frame
 from callcenter.ami.identity import EventKeys
-from callcenter.ami.tracker import CallState, Tracked
 from callcenter.db import utcnow
 from callcenter.db.sqlite_checkpoints import WalCheckpointer
 from callcenter.models import Call, Caller, CallerIdStatus, CallEvent, Outcome

@@ -10,9 +10,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from callcenter.ami.call_state import CallState
 from callcenter.ami.reconcile import complete, read_logs
 from callcenter.ami.store import Batch, CallStore
-from callcenter.ami.tracker import CallState
 from callcenter.db import make_engine, make_sessionmaker
 from callcenter.settings import get_settings
 

@@ -15,9 +15,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from callcenter.ami import store as store_module
+from callcenter.ami.call_state import CallState
 from callcenter.ami.spool import Spool
 from callcenter.ami.store import Batch, CallStore
-from callcenter.ami.tracker import CallState
 from callcenter.live import RESYNC, InProcessBus
 from callcenter.models import Caller
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import make_url
 
+from callcenter.ami.call_state import CallState
 from callcenter.ami.fake_server import Chunk, FakeAsterisk, Recording, coalesce
 from callcenter.ami.spool import Spool
-from callcenter.ami.tracker import CallState
 from callcenter.db import make_engine
 from callcenter.db.migrate import upgrade
 from tests.ami.helpers import (

@@ -116,8 +116,8 @@ def test_a_withheld_number_reaches_a_supervisor_masked(
     masked; the message on the bus (shared by all watchers) is left whole."""
     from datetime import UTC, datetime
 
+    from callcenter.ami.call_state import CallState
     from callcenter.ami.runtime import live_message
-    from callcenter.ami.tracker import CallState
 
     app, base = server
     with session_factory.begin() as session:

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from callcenter.ami.call_state import event_time
 from callcenter.ami.fake_server import Chunk, Recording, coalesce
 from callcenter.ami.frames import Frame, headers_of
 from callcenter.ami.models import QuarantinedRow
-from callcenter.ami.tracker import event_time
 from callcenter.db import make_engine, make_sessionmaker
 from callcenter.models import Call, CallEvent
 from tests.ami.helpers import (

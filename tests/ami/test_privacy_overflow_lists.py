@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from callcenter.ami.call_state import CallState
 from callcenter.ami.fake_server import Chunk, FakeAsterisk, Recording, coalesce
-from callcenter.ami.tracker import CallState
 from tests.ami.helpers import exported, make_listener, replay, wait_for
 from tests.conftest import TRACES
 

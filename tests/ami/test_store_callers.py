@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, select
 
+from callcenter.ami.call_state import CallState
 from callcenter.ami.store import Batch, CallStore
-from callcenter.ami.tracker import CallState
 from callcenter.db import make_sessionmaker
 from callcenter.models import Call, Caller
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
+from callcenter.ami.call_state import CallState
 from callcenter.ami.frames import Frame
-from callcenter.ami.tracker import CallState, CallTracker
+from callcenter.ami.tracker import CallTracker
 from tests.conftest import TRACES
 
 TRACE = TRACES / "04-queue-timeout"

@@ -13,8 +13,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from callcenter.ami.call_state import Tracked
 from callcenter.ami.frames import Frame
-from callcenter.ami.tracker import CallTracker, Tracked
+from callcenter.ami.tracker import CallTracker
 from tests.conftest import TRACES
 
 TRACE = TRACES / "09-transfer-redirect"

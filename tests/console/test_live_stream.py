@@ -18,8 +18,8 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy.orm import Session, sessionmaker
 
+from callcenter.ami.call_state import CallState
 from callcenter.ami.runtime import live_message
-from callcenter.ami.tracker import CallState
 from callcenter.app import create_app
 from callcenter.console import stream, web
 from callcenter.live import InProcessBus, PostgresBus
