@@ -27,12 +27,13 @@ from pydantic import SecretStr
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
+from callcenter.ami.batch import Batch
 from callcenter.ami.fake_server import Chunk, FakeAsterisk, Recording, coalesce
 from callcenter.ami.frames import FrameParser
 from callcenter.ami.identity import EventKeys
 from callcenter.ami.listener import Listener
 from callcenter.ami.spool import Spool
-from callcenter.ami.store import Batch, CallStore
+from callcenter.ami.store import CallStore
 from callcenter.ami.tracker import CallTracker
 from callcenter.db import make_engine, make_sessionmaker
 from callcenter.db.migrate import upgrade

@@ -44,9 +44,9 @@ import uvicorn
 
 from benchmarks import ami
 from benchmarks.console import _add_user, _session_cookie, _settings
+from callcenter.ami.batch import Batch
 from callcenter.ami.fake_server import Chunk
 from callcenter.ami.runtime import AmiRuntime
-from callcenter.ami.store import Batch
 from callcenter.app import create_app
 from callcenter.console import web
 from callcenter.live import InProcessBus, PostgresBus, make_live_bus

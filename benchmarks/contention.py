@@ -200,9 +200,10 @@ async def load(
 
 def _listen(url: str, port: int, results: Any) -> None:
     """In a process of its own, as `callcenter ami` runs: commit lag of every stored event."""
+    from callcenter.ami.batch import Batch
     from callcenter.ami.listener import Listener
     from callcenter.ami.spool import Spool
-    from callcenter.ami.store import Batch, CallStore
+    from callcenter.ami.store import CallStore
     from callcenter.gc_tuning import tune_for_throughput
 
     tune_for_throughput()

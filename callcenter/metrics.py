@@ -30,8 +30,8 @@ from callcenter.notify.models import Notification
 from callcenter.settings import MetricsSettings
 
 if TYPE_CHECKING:
+    from callcenter.ami.batch import Batch
     from callcenter.ami.listener import Listener
-    from callcenter.ami.store import Batch
     from callcenter.ivr.server import FastAgiServer
 
 log = logging.getLogger(__name__)

@@ -13,9 +13,10 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
+from callcenter.ami.batch import Batch
 from callcenter.ami.counters import Counters
 from callcenter.ami.spool import Read, Spool
-from callcenter.ami.store import Batch, StoreUnavailable
+from callcenter.ami.store import StoreUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -17,9 +17,10 @@ from typing import TypeVar
 
 from sqlalchemy import insert
 
+from callcenter.ami.batch import Batch, StoredEvent
 from callcenter.ami.call_state import CallState
 from callcenter.ami.models import QuarantinedRow
-from callcenter.ami.store import Batch, CallStore, StoredEvent, StoreUnavailable
+from callcenter.ami.store import CallStore, StoreUnavailable
 
 log = logging.getLogger(__name__)
 

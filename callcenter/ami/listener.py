@@ -31,6 +31,7 @@ from asterisk.manager import ManagerException
 
 from callcenter.ami import lists
 from callcenter.ami.backlog import Backlog
+from callcenter.ami.batch import Batch, StoredEvent
 from callcenter.ami.call_state import CallState, event_time
 from callcenter.ami.client import ActionTimeout, AmiSession, AuthenticationFailed
 from callcenter.ami.counters import Counters
@@ -38,7 +39,7 @@ from callcenter.ami.frames import Frame, log_junk, read_frame
 from callcenter.ami.identity import EventKeys
 from callcenter.ami.isolate import write_isolating
 from callcenter.ami.spool import Read, Spool
-from callcenter.ami.store import Batch, CallStore, StoredEvent, StoreUnavailable
+from callcenter.ami.store import CallStore, StoreUnavailable
 from callcenter.ami.tracker import CallTracker
 from callcenter.db import utcnow
 from callcenter.settings import AmiSettings

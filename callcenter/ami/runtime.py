@@ -8,10 +8,11 @@ from typing import Any
 from fastapi import FastAPI
 
 from callcenter import logs, metrics
+from callcenter.ami.call_rows import caller_name, int4_or_none, normalise_cached
 from callcenter.ami.call_state import CallState
 from callcenter.ami.listener import Listener
 from callcenter.ami.spool import Spool
-from callcenter.ami.store import CallStore, caller_name, int4_or_none, normalise_cached
+from callcenter.ami.store import CallStore
 from callcenter.api.health import add_readiness_probe
 from callcenter.db import make_engine, make_sessionmaker
 from callcenter.gc_tuning import tune_for_throughput

@@ -20,9 +20,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeAlias
 
+from callcenter.ami.batch import Batch, StoredEvent
 from callcenter.ami.call_state import CallState
 from callcenter.ami.frames import Frame
-from callcenter.ami.store import Batch, StoredEvent
 
 log = logging.getLogger(__name__)
 

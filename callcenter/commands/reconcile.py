@@ -10,9 +10,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from callcenter.ami.batch import Batch
 from callcenter.ami.call_state import CallState
 from callcenter.ami.reconcile import complete, read_logs
-from callcenter.ami.store import Batch, CallStore
+from callcenter.ami.store import CallStore
 from callcenter.db import make_engine, make_sessionmaker
 from callcenter.settings import get_settings
 

@@ -15,9 +15,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from callcenter.ami import store as store_module
+from callcenter.ami.batch import Batch
 from callcenter.ami.call_state import CallState
 from callcenter.ami.spool import Spool
-from callcenter.ami.store import Batch, CallStore
+from callcenter.ami.store import CallStore
 from callcenter.live import RESYNC, InProcessBus
 from callcenter.models import Caller
 

@@ -21,12 +21,13 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
+from callcenter.ami.batch import Batch
 from callcenter.ami.call_state import CallState
 from callcenter.ami.frames import FrameParser, read_frame
 from callcenter.ami.identity import EventKeys
 from callcenter.ami.isolate import write_isolating
 from callcenter.ami.models import QuarantinedRow
-from callcenter.ami.store import Batch, CallStore
+from callcenter.ami.store import CallStore
 from callcenter.ami.tracker import CallTracker
 from callcenter.db import make_engine, make_sessionmaker
 from callcenter.ivr.agi import SafeAGI, text_streams

@@ -7,8 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, select
 
+from callcenter.ami.batch import Batch
 from callcenter.ami.call_state import CallState
-from callcenter.ami.store import Batch, CallStore
+from callcenter.ami.store import CallStore
 from callcenter.db import make_sessionmaker
 from callcenter.models import Call, Caller
 

@@ -9,11 +9,12 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from callcenter.ami import store as store_module
+from callcenter.ami import event_rows
+from callcenter.ami.batch import Batch
 from callcenter.ami.fake_server import Recording
 from callcenter.ami.frames import read_frame
 from callcenter.ami.identity import EventKeys
-from callcenter.ami.store import Batch, CallStore, StoreRejected, StoreUnavailable
+from callcenter.ami.store import CallStore, StoreRejected, StoreUnavailable
 from callcenter.ami.tracker import CallTracker
 from callcenter.db import make_engine, make_sessionmaker
 from callcenter.db.migrate import upgrade
@@ -42,7 +43,7 @@ def test_a_connection_cut_during_copy_is_unavailable_and_the_batch_stored_whole_
     batch = recorded_batch()
     assert batch.events
     admin = make_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    real_copy = store_module._copy_events
+    real_copy = event_rows._copy_events
 
     def copy_on_a_cut_connection(session: Session, rows: list[tuple[Any, ...]]) -> None:
         pid = session.connection().connection.dbapi_connection.info.backend_pid  # type: ignore[union-attr]
@@ -54,10 +55,10 @@ def test_a_connection_cut_during_copy_is_unavailable_and_the_batch_stored_whole_
         engine = make_engine(url)
         upgrade(engine)
         store = CallStore(make_sessionmaker(engine), pbx="copy-cut")
-        monkeypatch.setattr(store_module, "_copy_events", copy_on_a_cut_connection)
+        monkeypatch.setattr(event_rows, "_copy_events", copy_on_a_cut_connection)
         with pytest.raises(StoreUnavailable):
             store.write(batch)
-        monkeypatch.setattr(store_module, "_copy_events", real_copy)
+        monkeypatch.setattr(event_rows, "_copy_events", real_copy)
         with engine.connect() as connection:
             assert connection.execute(select(func.count()).select_from(Call)).scalar_one() == 0
 
@@ -75,7 +76,7 @@ def test_a_connection_cut_during_copy_is_unavailable_and_the_batch_stored_whole_
 def test_data_copy_refuses_is_rejected_not_a_crash(monkeypatch: pytest.MonkeyPatch) -> None:
     # PostgreSQL refuses NUL in text (the store writes it as "\\x00"); were one to slip through,
     # COPY's own error must come out as StoreRejected, which the listener knows how to handle.
-    monkeypatch.setattr(store_module, "_raw_text", lambda frame: frame.text + "\x00")
+    monkeypatch.setattr(event_rows, "_raw_text", lambda frame: frame.text + "\x00")
     with new_postgres_database("cc_copy_refused") as url:
         engine = make_engine(url)
         upgrade(engine)

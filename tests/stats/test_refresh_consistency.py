@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import Engine, delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from callcenter.ami.store import _UPDATE_CALLS
+from callcenter.ami.call_rows import UPDATE_CALLS
 from callcenter.db import utcnow
 from callcenter.models import Call, Classification, Outcome
 from callcenter.stats import rollup
@@ -62,9 +62,9 @@ def _rebuilt(engine: Engine, factory: sessionmaker[Session]) -> dict[str, list[t
 
 
 def _listener_update(factory: sessionmaker[Session], call_id: int, **values: Any) -> None:
-    """The AMI listener's own UPDATE statement (ami.store), with the time it stamps."""
+    """The AMI listener's own UPDATE statement (ami.call_rows), with the time it stamps."""
     with factory.begin() as session:
-        session.execute(_UPDATE_CALLS, [{"row_id": call_id, **values}])
+        session.execute(UPDATE_CALLS, [{"row_id": call_id, **values}])
 
 
 def test_a_listener_update_stamped_inside_the_safety_window_reaches_the_rollups(
