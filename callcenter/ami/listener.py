@@ -24,18 +24,17 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime
 
 from asterisk.manager import ManagerException
 
-from callcenter.ami import lists
 from callcenter.ami.backlog import Backlog
 from callcenter.ami.batch import Batch, StoredEvent
-from callcenter.ami.call_state import CallState, event_time
+from callcenter.ami.call_state import CallState
 from callcenter.ami.client import ActionTimeout, AmiSession, AuthenticationFailed
 from callcenter.ami.counters import Counters
 from callcenter.ami.frames import Frame, log_junk, read_frame
+from callcenter.ami.gap_lists import GapLists
 from callcenter.ami.identity import EventKeys
 from callcenter.ami.isolate import write_isolating
 from callcenter.ami.spool import Read, Spool
@@ -49,12 +48,6 @@ log = logging.getLogger(__name__)
 Publish = Callable[[list[CallState]], None]
 _IDLE = object()
 _LOST = object()  # in the queue at the place the connection was lost
-
-
-@dataclass(slots=True)
-class _Reconcile:
-    gap_started_at: datetime | None
-    alive: set[str] = field(default_factory=set)
 
 
 class Listener:
@@ -87,8 +80,7 @@ class Listener:
         self.counters = Counters()
         self._queue: queue.Queue[object] = queue.Queue(maxsize=queue_size)
         self._stopping = threading.Event()
-        self._reconciles: dict[str, _Reconcile] = {}
-        self._queue_statuses: set[str] = set()  # ActionIDs of QueueStatus sent at reconnect
+        self._gap_lists = GapLists(self.tracker, self.counters)
         self._session: AmiSession | None = None
         self._state = "starting"
         self._db_state = "ok"
@@ -236,7 +228,7 @@ class Listener:
                 self._set_state("ok")
                 delay = s.reconnect_min_seconds
                 if reconcile:
-                    self._request_reconcile(session, self._resume_gap)
+                    self._gap_lists.request(session, self._resume_gap)
                     # The start-up gap is reconciled now; a later one began at its own loss.
                     self._resume_gap = None
                 self._watch(session, lost)
@@ -276,17 +268,6 @@ class Listener:
                 return
             except ManagerException:
                 return
-
-    def _request_reconcile(self, session: AmiSession, gap_started: datetime | None) -> None:
-        action_id = session.new_action_id()
-        self._reconciles[action_id] = _Reconcile(gap_started)
-        try:
-            session.send_raw({"Action": "CoreShowChannels", "ActionID": action_id})
-            queue_status = session.new_action_id()
-            self._queue_statuses.add(queue_status)
-            session.send_raw({"Action": "QueueStatus", "ActionID": queue_status})
-        except ManagerException as exc:
-            log.warning("AMI: reconcile request failed (%s)", exc)
 
     def _enqueue(self, blocks: list[bytes]) -> None:
         self._queue.put((blocks, utcnow()))  # blocks when full: backpressure, never a drop
@@ -378,11 +359,12 @@ class Listener:
     def _handle(self, frame: Frame, received_at: datetime, batch: Batch) -> None:
         self.counters.frames += 1
         action_id = frame.action_id
-        if action_id is not None and action_id in self._reconciles:
-            self._reconcile_item(action_id, frame, batch)
+        if action_id is not None and action_id in self._gap_lists.channel_lists:
+            known_gap = self._gap_started or self._resume_gap
+            self._gap_lists.channel_item(action_id, frame, batch, known_gap)
             return
-        if action_id is not None and action_id in self._queue_statuses:
-            self._queue_status_item(action_id, frame, received_at, batch)
+        if action_id is not None and action_id in self._gap_lists.queue_lists:
+            self._gap_lists.queue_item(action_id, frame, received_at, batch)
             return
         try:
             tracked = self.tracker.feed(frame, received_at)
@@ -393,38 +375,6 @@ class Listener:
             batch.add(StoredEvent(frame, received_at, received_at, None, key), None)
             return
         batch.add_tracked(frame, tracked, received_at, self._keys)
-
-    def _reconcile_item(self, action_id: str, frame: Frame, batch: Batch) -> None:
-        pending = self._reconciles[action_id]
-        if frame.name == "CoreShowChannel":
-            uniqueid = frame.get("Uniqueid")
-            if uniqueid:
-                pending.alive.add(uniqueid)
-                # Where the call is now (queued, connected), or a call begun during the gap.
-                batch.add(
-                    None, lists.channel_listed(self.tracker, frame, event_time(frame, utcnow()))
-                )
-        elif frame.name == "CoreShowChannelsComplete":
-            del self._reconciles[action_id]
-            began = pending.gap_started_at or self._gap_started or self._resume_gap or utcnow()
-            closed = self.tracker.close_gap(pending.alive, began)
-            self.counters.gap_closed_calls += len(closed)
-            for state in closed:
-                log.warning(
-                    "call %s ended during the AMI gap: closed, marked gap",
-                    state.uniqueid,
-                    extra={"uniqueid": state.uniqueid, "linkedid": state.linkedid},
-                )
-                batch.add(None, state)
-
-    def _queue_status_item(
-        self, action_id: str, frame: Frame, received_at: datetime, batch: Batch
-    ) -> None:
-        """QueueStatus after a reconnect: each QueueEntry is a caller waiting now."""
-        if frame.name == "QueueEntry":
-            batch.add(None, lists.queue_entry(self.tracker, frame, event_time(frame, received_at)))
-        elif frame.name == "QueueStatusComplete":
-            self._queue_statuses.discard(action_id)
 
     def _flush(self, *, final: bool = False) -> None:
         if not self._resumed:
