@@ -6,14 +6,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from callcenter.ami.call_state import CallState
 from callcenter.ami.frames import Frame
 from callcenter.presentation import restricted
 
-if TYPE_CHECKING:
-    from callcenter.ami.tracker import CallTracker
+
+class CallTrackerView(Protocol):
+    """What a handler needs of the tracker (tracker.CallTracker), without importing it."""
+
+    inbound_context: str
+
+    def finish(self, state: CallState) -> None: ...
+
 
 # Channel variables the tracker reads (VarSet): the queue's verdict, and the caller's
 # presentation as the dialplan (CALLERID(pres)) and the IVR (agi_callingpres) put it.
@@ -30,7 +36,7 @@ def _int(value: str | None) -> int | None:
         return None
 
 
-def on_newexten(tracker: CallTracker, state: CallState, frame: Frame, when: datetime) -> None:
+def on_newexten(tracker: CallTrackerView, state: CallState, frame: Frame, when: datetime) -> None:
     if frame.get("Uniqueid") != state.uniqueid:
         return
     if frame.get("Application") == "AGI":
@@ -43,7 +49,7 @@ def on_newexten(tracker: CallTracker, state: CallState, frame: Frame, when: date
         state.transferred_at = when
 
 
-def on_join(tracker: CallTracker, state: CallState, frame: Frame, when: datetime) -> None:
+def on_join(tracker: CallTrackerView, state: CallState, frame: Frame, when: datetime) -> None:
     if state.queued_at is None:
         state.queued_at = when
         state.queue = frame.get("Queue")
@@ -58,13 +64,15 @@ def on_join(tracker: CallTracker, state: CallState, frame: Frame, when: datetime
     state.queue_rounds += 1
 
 
-def on_leave(tracker: CallTracker, state: CallState, frame: Frame, when: datetime) -> None:
+def on_leave(tracker: CallTrackerView, state: CallState, frame: Frame, when: datetime) -> None:
     if state.in_queue:
         state.in_queue = False
         state.left_queue_at = when
 
 
-def on_agent_called(tracker: CallTracker, state: CallState, frame: Frame, when: datetime) -> None:
+def on_agent_called(
+    tracker: CallTrackerView, state: CallState, frame: Frame, when: datetime
+) -> None:
     member = frame.get("MemberName") or frame.get("Interface") or ""
     if member not in state.operators_rung:
         state.operators_rung.append(member)
@@ -73,7 +81,7 @@ def on_agent_called(tracker: CallTracker, state: CallState, frame: Frame, when: 
         state.interfaces_rung.append(interface)
 
 
-def on_connect(tracker: CallTracker, state: CallState, frame: Frame, when: datetime) -> None:
+def on_connect(tracker: CallTrackerView, state: CallState, frame: Frame, when: datetime) -> None:
     if state.answered_at is None:
         state.answered_at = when
         state.operator = frame.get("MemberName")
@@ -83,7 +91,7 @@ def on_connect(tracker: CallTracker, state: CallState, frame: Frame, when: datet
         _joined_before(state, frame, when, state.wait_seconds)
 
 
-def on_complete(tracker: CallTracker, state: CallState, frame: Frame, when: datetime) -> None:
+def on_complete(tracker: CallTrackerView, state: CallState, frame: Frame, when: datetime) -> None:
     if state.talk_seconds is None:
         state.talk_seconds = _int(frame.get("TalkTime"))
         if state.answered_at is None or state.answer_estimated:
@@ -98,7 +106,7 @@ def on_complete(tracker: CallTracker, state: CallState, frame: Frame, when: date
             state.operator_interface = frame.get("Interface")
 
 
-def on_abandon(tracker: CallTracker, state: CallState, frame: Frame, when: datetime) -> None:
+def on_abandon(tracker: CallTrackerView, state: CallState, frame: Frame, when: datetime) -> None:
     if not state.abandoned:
         state.abandoned = True
         if state.answered_at is None:
@@ -108,7 +116,7 @@ def on_abandon(tracker: CallTracker, state: CallState, frame: Frame, when: datet
             state.queue_position = _int(frame.get("OriginalPosition"))
 
 
-def on_varset(tracker: CallTracker, state: CallState, frame: Frame, when: datetime) -> None:
+def on_varset(tracker: CallTrackerView, state: CallState, frame: Frame, when: datetime) -> None:
     if frame.get("Uniqueid") != state.uniqueid:
         return
     variable = frame.get("Variable")
@@ -118,19 +126,21 @@ def on_varset(tracker: CallTracker, state: CallState, frame: Frame, when: dateti
         state.private = True
 
 
-def on_overflow(tracker: CallTracker, state: CallState, frame: Frame, when: datetime) -> None:
+def on_overflow(tracker: CallTrackerView, state: CallState, frame: Frame, when: datetime) -> None:
     """The dialplan's Emergency112Overflow: this queue round timed out (counted once)."""
     if frame.get("Uniqueid") == state.uniqueid and state.queue_rounds > state.overflow_round:
         state.overflow_round = state.queue_rounds
         state.overflows += 1
 
 
-def on_hangup_request(tracker: CallTracker, state: CallState, frame: Frame, when: datetime) -> None:
+def on_hangup_request(
+    tracker: CallTrackerView, state: CallState, frame: Frame, when: datetime
+) -> None:
     if frame.get("Uniqueid") == state.uniqueid and state.first_hangup_request is None:
         state.first_hangup_request = frame.name
 
 
-def on_transfer(tracker: CallTracker, state: CallState, frame: Frame, when: datetime) -> None:
+def on_transfer(tracker: CallTrackerView, state: CallState, frame: Frame, when: datetime) -> None:
     if state.transferred_to is not None or frame.get("Result", "Success") != "Success":
         return
     if frame.name == "BlindTransfer":
@@ -151,7 +161,7 @@ def on_transfer(tracker: CallTracker, state: CallState, frame: Frame, when: date
     state.transferred_at = when
 
 
-def on_hangup(tracker: CallTracker, state: CallState, frame: Frame, when: datetime) -> None:
+def on_hangup(tracker: CallTrackerView, state: CallState, frame: Frame, when: datetime) -> None:
     if frame.get("Uniqueid") != state.uniqueid or state.ended_at is not None:
         return
     state.ended_at = when
@@ -190,7 +200,7 @@ def _joined_before(state: CallState, frame: Frame, when: datetime, held: int | N
         state.queue_estimated = False
 
 
-HANDLERS: dict[str, Callable[[CallTracker, CallState, Frame, datetime], None]] = {
+HANDLERS: dict[str, Callable[[CallTrackerView, CallState, Frame, datetime], None]] = {
     "Newexten": on_newexten,
     "QueueCallerJoin": on_join,
     "AgentCalled": on_agent_called,
