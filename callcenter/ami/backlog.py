@@ -153,11 +153,12 @@ class Backlog:
         self.state = "ok"
 
     def _failed(self, exc: OSError) -> None:
-        self.counters.spool_errors += 1
         state = f"spool cannot be written ({type(exc).__name__}: {exc}): held in memory"
         if self.state == "ok":
             log.error("AMI %s", state)
+        # The state first: whoever sees the error counted (readiness, metrics) sees it too.
         self.state = state[:300]
+        self.counters.spool_errors += 1
 
     def _cap_held(self) -> None:
         if len(self.held) <= MAX_HELD_BATCHES:
