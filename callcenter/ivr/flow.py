@@ -33,7 +33,7 @@ VAR_CALL_ID = "CALLCENTER_CALL_ID"
 VAR_FLAG = "CALLER_FLAG"
 VAR_PRIORITY = "QUEUE_PRIO"  # app_queue reads it: a higher number is answered first
 # The caller's presentation as AGI gave it (agi_callingpres): the AMI listener reads the VarSet
-# and marks the call private when it is restricted (callcenter.ami.tracker.restricted).
+# and marks the call private when it is restricted (callcenter.presentation.restricted).
 VAR_PRESENTATION = "CALLER_PRES"
 
 
