@@ -26,8 +26,9 @@ demo: install
 	$(BIN)/callcenter demo
 
 # One worker per core (pytest-xdist); each worker has its own SQLite files and PostgreSQL database.
+# worksteal: a worker that runs out takes tests queued on the other, so no long tail on one.
 test: install
-	$(BIN)/pytest -n auto
+	$(BIN)/pytest -n auto --dist worksteal
 
 lint: install
 	$(BIN)/ruff check .

@@ -9,23 +9,27 @@ import os
 import sys
 from collections.abc import Sequence
 
-# Each module exposes register(subparsers) and sets `func` on its parser.
-COMMAND_MODULES = (
-    "callcenter.commands.serve",
-    "callcenter.commands.migrate",
-    "callcenter.commands.user",
-    "callcenter.commands.ami",
-    "callcenter.commands.replay",
-    "callcenter.commands.export",
-    "callcenter.commands.reconcile",
-    "callcenter.commands.agi",
-    "callcenter.commands.fastagi",
-    "callcenter.commands.stats",
-    "callcenter.commands.notify",
-    "callcenter.commands.demo",
-    "callcenter.commands.backup",
-    "callcenter.commands.privacy",
-)
+# Each module exposes register(subparsers) and sets `func` on its parser. Listed by the commands
+# it registers: a command imports only its own module (`user list` need not load the web app,
+# a second of start-up), `callcenter --help` imports them all.
+COMMAND_MODULES = {
+    "serve": "callcenter.commands.serve",
+    "migrate": "callcenter.commands.migrate",
+    "user": "callcenter.commands.user",
+    "ami": "callcenter.commands.ami",
+    "replay": "callcenter.commands.replay",
+    "export": "callcenter.commands.export",
+    "reconcile": "callcenter.commands.reconcile",
+    "agi": "callcenter.commands.agi",
+    "fastagi": "callcenter.commands.fastagi",
+    "stats-refresh": "callcenter.commands.stats",
+    "notify": "callcenter.commands.notify",
+    "demo": "callcenter.commands.demo",
+    "backup": "callcenter.commands.backup",
+    "restore": "callcenter.commands.backup",
+    "retention": "callcenter.commands.privacy",
+    "caller": "callcenter.commands.privacy",
+}
 
 
 # Exit codes besides 0 and 1: the configuration is wrong (fix it), or a service is down (retry).
@@ -38,12 +42,18 @@ def _fail(message: str, code: int) -> int:
     return code
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; given a known ``command``, with only the module that registers it."""
     parser = argparse.ArgumentParser(
         prog="callcenter", description="Siaga 112: the 112 emergency call center backend."
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in COMMAND_MODULES:
+    modules = (
+        [COMMAND_MODULES[command]]
+        if command in COMMAND_MODULES
+        else list(dict.fromkeys(COMMAND_MODULES.values()))
+    )
+    for name in modules:
         importlib.import_module(name).register(subparsers)
     return parser
 
@@ -55,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from callcenter.commands import agi
 
         return agi.main(argv[1:])
-    args = build_parser().parse_args(argv)
+    args = build_parser(argv[0] if argv else None).parse_args(argv)
     from pydantic import ValidationError
     from sqlalchemy.exc import OperationalError
 

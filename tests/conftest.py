@@ -97,14 +97,40 @@ def postgres_url() -> Iterator[str]:
         yield url
 
 
-def _truncate_all(engine: Engine) -> None:
+def _empty_postgres(engine: Engine) -> None:
+    """Every table emptied, every sequence restarted: as TRUNCATE ... RESTART IDENTITY CASCADE
+    of all tables would, which costs ~0.4 s (each truncated table gets new files on disk,
+    and CASCADE takes in every table that refers to one). A test fills a few tables: those
+    are emptied with DELETE (children first), or TRUNCATE where a trigger refuses DELETE."""
     tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
     with engine.begin() as connection:
-        if engine.dialect.name == "postgresql":
-            connection.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
-        else:
-            for table in tables:
+        used = set(
+            connection.scalars(
+                text(
+                    " UNION ALL ".join(
+                        f"SELECT '{table}' WHERE EXISTS (SELECT FROM {table})" for table in tables
+                    )
+                )
+            )
+        )
+        guarded = set(
+            connection.scalars(
+                text(
+                    "SELECT DISTINCT tgrelid::regclass::text FROM pg_trigger WHERE NOT tgisinternal"
+                )
+            )
+        )
+        if used & guarded:
+            connection.execute(text(f"TRUNCATE {', '.join(sorted(used & guarded))} CASCADE"))
+        for table in tables:
+            if table in used - guarded:
                 connection.execute(text(f"DELETE FROM {table}"))
+        connection.execute(
+            text(
+                "SELECT setval(format('%I.%I', schemaname, sequencename), start_value, false)"
+                " FROM pg_sequences"
+            )
+        )
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -128,7 +154,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     url: str = request.getfixturevalue("postgres_url")
     yield url
     engine = make_engine(url)
-    _truncate_all(engine)
+    _empty_postgres(engine)
     engine.dispose()
 
 

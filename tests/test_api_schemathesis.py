@@ -28,8 +28,9 @@ from callcenter.settings import AmiSettings, FastAgiSettings, Settings
 from tests.builders import PASSWORD, make_call, make_user
 from tests.conftest import new_postgres_database
 
-# `make test`: a bounded run; `make fuzz` sets more (CALLCENTER_API_CASES=500).
-CASES_PER_OPERATION = int(os.environ.get("CALLCENTER_API_CASES", "50"))
+# `make test`: a bounded run (each operation is a test of its own, so xdist workers share them);
+# `make fuzz` sets more (CALLCENTER_API_CASES=1000).
+CASES_PER_OPERATION = int(os.environ.get("CALLCENTER_API_CASES", "250"))
 # SQLite in `make test` (well under two minutes); `make fuzz` runs PostgreSQL as well.
 DATABASE = os.environ.get("CALLCENTER_API_DATABASE", "sqlite")
 CROSS_FIELD = re.compile(r"^/api/v1/(stats|reports)/")

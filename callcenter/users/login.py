@@ -29,7 +29,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from callcenter.db import AnyRow
 from callcenter.errors import TooManyRequests
 from callcenter.models import Base, LoginFailure, User
-from callcenter.users.security import verify_password
+from callcenter.users.security import dummy_hash, verify_password
 
 HASH_THREADS = 2  # argon2 takes 64 MiB each: memory stays bounded in a storm
 MAX_WAITING = 32
@@ -51,6 +51,8 @@ class LoginGuard:
     def __init__(self, *, max_failures_per_address: int) -> None:
         self._max_failures = max_failures_per_address
         self._executor = ThreadPoolExecutor(max_workers=HASH_THREADS, thread_name_prefix="login")
+        # Ready before the first login, so an unknown name's first check costs what any costs.
+        self._executor.submit(dummy_hash)
         self._lock = threading.Lock()
         self._waiting = 0
         self._in_flight: dict[str, int] = {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import time
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import NamedTuple
 
 import jwt
@@ -16,8 +16,14 @@ from callcenter.errors import Unauthorized
 
 _hasher = PasswordHasher()
 _ALGORITHM = "HS256"
-# Verified against when the user does not exist, so timing does not reveal usernames.
-_DUMMY_HASH = _hasher.hash("not-a-real-password")
+
+
+@cache
+def dummy_hash() -> str:
+    """Verified against when the user does not exist, so timing does not reveal usernames.
+    Made on first use, not on import: every command would pay an argon2 hash to start (the
+    login pool makes it when an API process starts)."""
+    return _hasher.hash("not-a-real-password")
 
 
 def hash_password(password: str) -> str:
@@ -28,7 +34,7 @@ def verify_password(password_hash: str | None, password: str) -> bool:
     """Whether ``password`` matches; with no hash (no such user) the dummy hash is checked, so
     the answer takes as long as for a real user."""
     try:
-        matches = _hasher.verify(password_hash or _DUMMY_HASH, password)
+        matches = _hasher.verify(password_hash or dummy_hash(), password)
     except (VerificationError, InvalidHashError):
         return False
     return matches and bool(password_hash)
