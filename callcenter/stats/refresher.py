@@ -29,9 +29,12 @@ from callcenter.stats import rollup
 log = logging.getLogger(__name__)
 
 
-# At most one refresh begins per this many seconds. With the listener changing calls all the
-# time each refresh rebuilds today; back to back they would hold SQLite's write lock most of the
-# time, and operators' tags would wait behind them. A reader waits at most this long more.
+# After a refresh that rebuilt something, the next begins no sooner than this many seconds
+# later. With the listener changing calls all the time each refresh rebuilds today; back to back
+# they would hold SQLite's write lock most of the time, and operators' tags would wait behind
+# them. A reader waits at most this long more. After a refresh that found nothing to rebuild
+# there is no such pressure, and the next begins at once: a supervisor reading page after page
+# of a quiet line waits only for the check that nothing changed.
 MIN_INTERVAL_S = 0.5
 
 
@@ -73,6 +76,7 @@ class RollupRefresher:
 
     def _serve(self) -> None:
         began = -MIN_INTERVAL_S
+        rebuilt = 0  # days the last refresh rebuilt
         while True:
             with self._wake:
                 while not self._waiting and not self._closed:
@@ -80,7 +84,7 @@ class RollupRefresher:
                 if not self._waiting and self._closed:
                     return
                 # Readers who ask meanwhile join this refresh; a close cuts the pause short.
-                pause = began + MIN_INTERVAL_S - time.monotonic()
+                pause = began + MIN_INTERVAL_S - time.monotonic() if rebuilt else 0.0
                 if pause > 0 and not self._closed:
                     self._wake.wait_for(lambda: self._closed, pause)
             with self._wake:
@@ -89,10 +93,10 @@ class RollupRefresher:
             began = time.monotonic()
             error: BaseException | None = None
             try:
-                self.refresh_once()
+                rebuilt = self.refresh_once()
             except Exception as exc:  # handed to each waiting request, which answers with it
                 log.exception("refreshing the statistics rollups failed")
-                error = exc
+                error, rebuilt = exc, 1  # no retry at once against a failing database
             for loop, future in batch:
                 with contextlib.suppress(RuntimeError):  # that loop has closed: nobody waits
                     loop.call_soon_threadsafe(_settle, future, error)
