@@ -4,16 +4,14 @@ the lists after a reconnect from what happened meanwhile, and writes what reconc
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 from benchmarks.soak.account import Accounting, stored_calls
 from benchmarks.soak.calls import Played, load_templates, play
 from benchmarks.soak.pbx import LivePbx, garbage
-from callcenter.commands.reconcile import reconcile
 from callcenter.demo.feed import stamped
 from tests.ami.helpers import PBX, make_listener, wait_for
-from tests.soak.test_soak_accounting import record, write_logs
+from tests.soak.test_soak_accounting import reconcile_from_logs, record
 
 
 def frames(played: Played, start: int = 0, end: int | None = None) -> bytes:
@@ -52,19 +50,7 @@ def test_calls_go_on_through_a_cut_and_reconcile_completes_them(
     assert any(("Action", "CoreShowChannels") in action for action in pbx.received)
     alone = Accounting.of(record(plays), stored_calls(database_url, PBX))
     assert (alone.generated, alone.lost, alone.duplicated) == (3, 0, 0)
-    logs = write_logs(plays, tmp_path)
-    reconcile(
-        settings_pbx=PBX,
-        database_url=database_url,
-        region="ID",
-        queue_log=logs["queue_log"],
-        cdr=logs["Master.csv"],
-        cel=logs["cel.jsonl"],
-        since=datetime.fromtimestamp(start - 60, UTC),
-        context="from-pstn",
-        extensions=["112"],
-        cdr_timezone="UTC",
-    )
+    reconcile_from_logs(database_url, plays, tmp_path, since=start - 60)
     final = Accounting.of(record(plays), stored_calls(database_url, PBX))
     assert final.wrong == []
     assert final.ok

@@ -44,6 +44,23 @@ def write_logs(plays: list[Played], folder: Path) -> dict[str, Path]:
     return paths
 
 
+def reconcile_from_logs(database_url: str, plays: list[Played], folder: Path, since: float) -> None:
+    """``callcenter reconcile`` from the queue_log, CDR and CEL the simulator wrote."""
+    logs = write_logs(plays, folder)
+    reconcile(
+        settings_pbx=PBX,
+        database_url=database_url,
+        region="ID",
+        queue_log=logs["queue_log"],
+        cdr=logs["Master.csv"],
+        cel=logs["cel.jsonl"],
+        since=datetime.fromtimestamp(since, UTC),
+        context="from-pstn",
+        extensions=["112"],
+        cdr_timezone="UTC",
+    )
+
+
 def test_calls_played_whole_are_each_stored_once_with_their_outcome(
     database_url: str, tmp_path: Path
 ) -> None:
@@ -93,19 +110,7 @@ def test_what_a_gap_hid_is_filled_from_the_logs_the_simulator_wrote(
     alone = Accounting.of(expected, stored_calls(database_url, PBX))
     assert alone.lost >= len(unseen.outcomes)  # and a call whose start was cut off
     assert alone.wrong_outcome > 0  # calls still open: queued, in the IVR
-    logs = write_logs(plays, tmp_path)
-    reconcile(
-        settings_pbx=PBX,
-        database_url=database_url,
-        region="ID",
-        queue_log=logs["queue_log"],
-        cdr=logs["Master.csv"],
-        cel=logs["cel.jsonl"],
-        since=datetime.fromtimestamp(start - 60, UTC),
-        context="from-pstn",
-        extensions=["112"],
-        cdr_timezone="UTC",
-    )
+    reconcile_from_logs(database_url, plays, tmp_path, since=start - 60)
     after = Accounting.of(expected, stored_calls(database_url, PBX))
     assert after.wrong == []
     assert after == Accounting(
