@@ -136,20 +136,9 @@ def bench_fastagi(environ: dict[str, str]) -> None:
 
 def lookup_statuses(environ: dict[str, str]) -> dict[str, int]:
     """How many look-ups answered in time: a miss is a caller queued without the check."""
-    from sqlalchemy import func, select
+    from benchmarks.soak.account import ivr_runs
 
-    from callcenter.db import make_engine
-    from callcenter.ivr.models import IvrRun
-
-    engine = make_engine(environ["CALLCENTER_DATABASE_URL"])
-    try:
-        with engine.connect() as connection:
-            rows = connection.execute(
-                select(IvrRun.lookup_status, func.count()).group_by(IvrRun.lookup_status)
-            )
-            return {str(status): int(count) for status, count in rows}
-    finally:
-        engine.dispose()
+    return ivr_runs(environ["CALLCENTER_DATABASE_URL"])
 
 
 def bench_process_startup(environ: dict[str, str]) -> None:
