@@ -105,8 +105,9 @@ class MonthlyAnswer(Base):
 
 
 class DailyTimes(Base):
-    """One local day's answer-time figures, computed from its two histograms when the day is
-    written: a range's per-day series reads one row a day instead of both histograms.
+    """One local day's answer-time figures, computed from its detail rows and two histograms
+    when the day is written: a range's per-day series reads one row a day instead of some 100
+    detail rows and 80 histogram rows.
 
     Shares are kept as counts (``answer_within_15`` calls of ``answer_count``): the fractions
     are then those computed from the histograms, to the last digit.
@@ -115,6 +116,13 @@ class DailyTimes(Base):
     __tablename__ = "stats_times_daily"
 
     local_day: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # Calls by outcome (``calls`` counts every outcome), and those that overflowed.
+    calls: Mapped[int] = mapped_column(Integer)
+    answered: Mapped[int] = mapped_column(Integer)
+    abandoned_in_ivr: Mapped[int] = mapped_column(Integer)
+    abandoned_in_queue: Mapped[int] = mapped_column(Integer)
+    unanswered: Mapped[int] = mapped_column(Integer)
+    overflowed: Mapped[int] = mapped_column(Integer)
     answer_count: Mapped[int] = mapped_column(Integer)
     answer_p50: Mapped[int | None] = mapped_column(Integer)
     answer_p90: Mapped[int | None] = mapped_column(Integer)

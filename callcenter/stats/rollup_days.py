@@ -238,7 +238,7 @@ def write_day(session: Session, figures: DayFigures) -> None:
     _insert(session, DailyWait, figures.waits)
     _insert(session, DailyAnswer, figures.answers)
     if figures.detail:  # a day with calls (as the migration that filled the table did)
-        _insert(session, DailyTimes, [day_times(key, figures.waits, figures.answers)])
+        _insert(session, DailyTimes, [day_times(figures)])
     if figures.pranks is not None:  # not a build from scratch: keep the month's rows in step
         month = key // 100
         _move_month(
@@ -255,12 +255,20 @@ def write_day(session: Session, figures: DayFigures) -> None:
     _write_prank_callers(session, figures)
 
 
-def day_times(
-    key: int, waits: list[dict[str, Any]], answers: list[dict[str, Any]]
-) -> dict[str, Any]:
-    """One day's row of ``stats_times_daily``, from its histogram rows."""
-    row: dict[str, Any] = {"local_day": key}
-    for prefix, rows in (("wait", waits), ("answer", answers)):
+# The outcomes that stats_times_daily counts apart (beside every call and the overflowed).
+TIMES_OUTCOMES = ("answered", "abandoned_in_ivr", "abandoned_in_queue", "unanswered")
+
+
+def day_times(figures: DayFigures) -> dict[str, Any]:
+    """One day's row of ``stats_times_daily``, from its detail and histogram rows."""
+    detail = figures.detail
+    row: dict[str, Any] = {
+        "local_day": figures.key,
+        "calls": sum(r["calls"] for r in detail),
+        "overflowed": sum(r["overflowed"] for r in detail),
+        **{o: sum(r["calls"] for r in detail if r["outcome"] == o) for o in TIMES_OUTCOMES},
+    }
+    for prefix, rows in (("wait", figures.waits), ("answer", figures.answers)):
         seconds = f"{prefix}_seconds"
         found = histogram_figures({r[seconds]: r["calls"] for r in rows})
         row |= {

@@ -2,13 +2,14 @@
 reading its 28,000 daily histogram rows
 
 The monthly histograms sum the daily ones (as stats_monthly sums stats_daily): a range merges
-its whole months from them. stats_times_daily holds each day's percentiles and counts within
-10/15/20 s, computed from its two histograms: a range's per-day series reads one row a day.
-Filled here from the daily histograms (which the rollup keeps equal to the calls), so no
-rebuild of the calls is needed; from then on each refresh writes them with the days it
-rebuilds, in the same transaction. The fill reads the stats tables only (a year is some
-30,000 rows, seconds of work), so it runs in the migration's transaction: the new tables are
-the only ones it locks beyond a read.
+its whole months from them. stats_times_daily holds each day's calls by outcome and its
+percentiles and counts within 10/15/20 s, computed from its detail rows and two histograms: a
+range's per-day series reads one row a day.
+Filled here from the daily rollups (which the refresh keeps equal to the calls), so no rebuild
+of the calls is needed; from then on each refresh writes them with the days it rebuilds, in
+the same transaction. The fill reads rollup tables only (a year of 1M calls is some 70,000
+rows: a few seconds), so it runs in the migration's transaction, a few months at a time; the
+new tables are the only ones it writes or locks beyond a read.
 
 Revision ID: 0015_stats_monthly_histograms
 Revises: 0014_stats_monthly
@@ -30,6 +31,8 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 KINDS = ("wait", "answer")
+OUTCOMES = ("answered", "abandoned_in_ivr", "abandoned_in_queue", "unanswered")
+COUNTS = ("calls", *OUTCOMES, "overflowed")
 FIGURES = ("count", "p50", "p90", "p95", "max")
 MONTHS_PER_CHUNK = 3
 
@@ -51,7 +54,10 @@ def upgrade() -> None:
             f"SELECT local_day / 100, {kind}_seconds, SUM(calls) FROM stats_{kind}_daily "
             f"GROUP BY local_day / 100, {kind}_seconds"
         )
-    columns = [sa.Column("local_day", sa.Integer(), nullable=False)]
+    columns = [
+        sa.Column("local_day", sa.Integer(), nullable=False),
+        *(sa.Column(c, sa.Integer(), nullable=False) for c in COUNTS),
+    ]
     for kind in KINDS:
         columns += [
             sa.Column(f"{kind}_count", sa.Integer(), nullable=False),
@@ -94,13 +100,17 @@ def _fill_times(connection: sa.Connection, times: sa.Table) -> None:
                 per_day[day][seconds] = calls
             histograms[kind] = per_day
         rows = []
-        for (day,) in connection.execute(
+        by_outcome = ", ".join(
+            f"SUM(CASE WHEN outcome = '{o}' THEN calls ELSE 0 END)" for o in OUTCOMES
+        )
+        for day, *counts in connection.execute(
             sa.text(
-                "SELECT DISTINCT local_day FROM stats_daily WHERE local_day BETWEEN :lo AND :hi"
+                f"SELECT local_day, SUM(calls), {by_outcome}, SUM(overflowed) FROM stats_daily "
+                "WHERE local_day BETWEEN :lo AND :hi GROUP BY local_day"
             ),
             span,
         ):
-            row: dict[str, Any] = {"local_day": day}
+            row: dict[str, Any] = {"local_day": day, **dict(zip(COUNTS, counts, strict=True))}
             for kind in KINDS:
                 found = histogram_figures(histograms[kind].get(day, {}))
                 row |= {

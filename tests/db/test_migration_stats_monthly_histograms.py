@@ -61,7 +61,8 @@ def test_the_new_rollups_start_equal_to_the_daily_histograms(unmigrated_database
         ).all()
         times = connection.execute(
             text(
-                "SELECT local_day, wait_count, wait_p50, wait_p90, wait_max, answer_count, "
+                "SELECT local_day, calls, answered, unanswered, "
+                "wait_count, wait_p50, wait_p90, wait_max, answer_count, "
                 "answer_p50, answer_p95, answer_within_10, answer_within_20 "
                 "FROM stats_times_daily ORDER BY local_day"
             )
@@ -69,10 +70,10 @@ def test_the_new_rollups_start_equal_to_the_daily_histograms(unmigrated_database
     assert [tuple(r) for r in waits] == [(202505, 3, 3), (202505, 40, 1), (202506, 12, 4)]
     assert [tuple(r) for r in answers] == [(202505, 9, 3), (202505, 46, 1), (202506, 18, 4)]
     assert [tuple(r) for r in times] == [
-        (20250501, 1, 3, 3, 3, 1, 9, 9, 1, 1),
-        (20250531, 3, 3, 40, 40, 3, 9, 46, 2, 2),
-        (20250601, 4, 12, 12, 12, 4, 18, 18, 0, 4),
-        (20250602, 0, None, None, None, 0, None, None, 0, 0),
+        (20250501, 1, 1, 0, 1, 3, 3, 3, 1, 9, 9, 1, 1),
+        (20250531, 3, 3, 0, 3, 3, 40, 40, 3, 9, 46, 2, 2),
+        (20250601, 4, 4, 0, 4, 12, 12, 12, 4, 18, 18, 0, 4),
+        (20250602, 2, 0, 2, 0, None, None, None, 0, None, None, 0, 0),
     ]
     config = alembic_config(engine)
     with engine.begin() as connection:
