@@ -232,8 +232,9 @@ def answer_times(
     session: Session, first: date, last: date, settings: Settings
 ) -> AnswerTimesReport:
     """Each day's figures from its row of ``stats_times_daily``, the range's from the merged
-    histograms (whole months from the monthly ones): a year reads 365 day rows and some 2,000
-    histogram rows, instead of 38,000 detail rows and 28,000 daily histogram rows."""
+    histograms (whole months from the monthly ones, summed in SQL): a year reads 365 day rows
+    and sums some 1,500 histogram rows, where it read 38,000 detail rows and 28,000 daily
+    histogram rows (1M calls)."""
     lo, hi = _day_range(first, last)
     per_day = _day_times(session, lo, hi)
     all_counts = dict.fromkeys(COUNTED, 0)
