@@ -52,13 +52,37 @@ class WaitFigures:
     within_20s: float | None
 
 
-def wait_figures(histogram: Mapping[int, int]) -> WaitFigures:
-    """Percentiles, maximum and shares within the thresholds, in one pass over the sorted
-    values (the dashboard does this for every day of a range, twice).
+@dataclass(frozen=True)
+class HistogramFigures:
+    """A histogram's figures in whole numbers, as ``stats_times_daily`` keeps one day's."""
 
-    >>> f = wait_figures({3: 2, 10: 1, 40: 1})
-    >>> f.wait_p50, f.wait_p90, f.wait_max, f.within_10s
-    (3, 40, 40, 0.75)
+    count: int
+    p50: int | None
+    p90: int | None
+    p95: int | None
+    max: int | None
+    within: tuple[int, ...]  # calls at or below each of ANSWER_THRESHOLDS
+
+    def shares(self) -> WaitFigures:
+        within = [share(n, self.count) for n in self.within]
+        return WaitFigures(
+            answered=self.count,
+            wait_p50=self.p50,
+            wait_p90=self.p90,
+            wait_p95=self.p95,
+            wait_max=self.max,
+            within_10s=within[0],
+            within_15s=within[1],
+            within_20s=within[2],
+        )
+
+
+def histogram_figures(histogram: Mapping[int, int]) -> HistogramFigures:
+    """Percentiles, maximum and counts within the thresholds, in one pass over the sorted
+    values.
+
+    >>> histogram_figures({3: 2, 10: 1, 40: 1})
+    HistogramFigures(count=4, p50=3, p90=40, p95=40, max=40, within=(3, 3, 3))
     """
     answered = sum(histogram.values())
     ranks = [max(1, math.ceil(p / 100 * answered)) for p in PERCENTILES]
@@ -75,17 +99,24 @@ def wait_figures(histogram: Mapping[int, int]) -> WaitFigures:
                 found[n] = value
     if answered == 0:
         found = [None] * len(PERCENTILES)
-    shares = [share(n, answered) for n in within]
-    return WaitFigures(
-        answered=answered,
-        wait_p50=found[0],
-        wait_p90=found[1],
-        wait_p95=found[2],
-        wait_max=max(histogram) if histogram else None,
-        within_10s=shares[0],
-        within_15s=shares[1],
-        within_20s=shares[2],
+    return HistogramFigures(
+        count=answered,
+        p50=found[0],
+        p90=found[1],
+        p95=found[2],
+        max=max(histogram) if histogram else None,
+        within=tuple(within),
     )
+
+
+def wait_figures(histogram: Mapping[int, int]) -> WaitFigures:
+    """Percentiles, maximum and shares within the thresholds.
+
+    >>> f = wait_figures({3: 2, 10: 1, 40: 1})
+    >>> f.wait_p50, f.wait_p90, f.wait_max, f.within_10s
+    (3, 40, 40, 0.75)
+    """
+    return histogram_figures(histogram).shares()
 
 
 def mask_number(number: str) -> str:

@@ -34,6 +34,7 @@ from callcenter.stats.models import (
     DailyAnswer,
     DailyDetail,
     DailyPrankCaller,
+    DailyTimes,
     DailyWait,
     HourlyCount,
     MonthlyDetail,
@@ -83,6 +84,22 @@ def _rebuild_monthly_detail(session: Session) -> None:
             .group_by(month, *key),
         )
     )
+
+
+def _rebuild_monthly_histograms(session: Session) -> None:
+    """Every month's wait and answer histograms from the daily rows (after a full rebuild)."""
+    for daily, monthly, seconds in rollup_days.HISTOGRAMS:
+        session.execute(delete(monthly))
+        month = daily.local_day // literal_column("100")
+        value = getattr(daily, seconds)
+        session.execute(
+            insert(monthly).from_select(
+                ["month", seconds, "calls"],
+                select(month, value, func.sum(daily.calls))
+                .where(daily.local_day > 0)
+                .group_by(month, value),
+            )
+        )
 
 
 def _days_of_hours(hour_numbers: Iterable[int], tz: ZoneInfo) -> set[int]:
@@ -262,7 +279,7 @@ def _rebuild_all(
         state = RollupState(id=STATE_ID, timezone=timezone, watermark=None, fingerprint="")
         session.add(state)
     state.timezone = timezone
-    rollups = (HourlyCount, DailyDetail, DailyWait, DailyAnswer, DailyPrankCaller)
+    rollups = (HourlyCount, DailyDetail, DailyWait, DailyAnswer, DailyTimes, DailyPrankCaller)
     for model in (*rollups, MonthlyPrankCaller, MonthlyDetail):
         session.execute(delete(model))
     tz = ZoneInfo(timezone)
@@ -272,6 +289,7 @@ def _rebuild_all(
         rebuild_day(session, key_day(key), tz, keep_monthly=False)
     _rebuild_monthly(session)
     _rebuild_monthly_detail(session)
+    _rebuild_monthly_histograms(session)
     state.watermark = latest
     state.fingerprint = "" if latest is None else _fingerprint(session, latest - safety)
     session.flush()

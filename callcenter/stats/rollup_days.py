@@ -33,20 +33,31 @@ from sqlalchemy.orm import Session
 
 from callcenter.localtime import day_key, local_hour, utc_bounds
 from callcenter.models import Call, Classification, Outcome
+from callcenter.stats.figures import ANSWER_THRESHOLDS, histogram_figures
 from callcenter.stats.models import (
     DailyAnswer,
     DailyDetail,
     DailyPrankCaller,
+    DailyTimes,
     DailyWait,
     HourlyCount,
+    MonthlyAnswer,
     MonthlyDetail,
     MonthlyPrankCaller,
+    MonthlyWait,
 )
 
 HOURLY_COLUMNS = ("total", *(c.value for c in Classification), "unclassified")
 # The daily detail rows' key and sums (stats_daily), summed per month in stats_monthly.
 DETAIL_KEY = ("outcome", "classification", "reason", "operator")
 DETAIL_SUMS = ("calls", "talk_count", "talk_sum", "overflowed")
+# The daily histograms (model, its seconds column) and the monthly ones that sum them.
+HISTOGRAMS: tuple[
+    tuple[type[DailyWait] | type[DailyAnswer], type[MonthlyWait] | type[MonthlyAnswer], str], ...
+] = (
+    (DailyWait, MonthlyWait, "wait_seconds"),
+    (DailyAnswer, MonthlyAnswer, "answer_seconds"),
+)
 
 
 def hour_number(session: Session) -> ColumnElement[int]:
@@ -80,9 +91,11 @@ class DayFigures:
     # sums by the difference). None: a build from scratch, which counts them in SQL as it writes.
     pranks: dict[str, int] | None
     stored_pranks: dict[str, int]
-    # The day's detail rows stored when they were read: the month's rows move by the difference
-    # (empty on a build from scratch, which sums the months in one pass afterwards).
+    # The day's detail and histogram rows stored when they were read: the month's rows move by
+    # the difference (empty on a build from scratch, which sums the months in one pass after).
     stored_detail: list[dict[str, Any]]
+    stored_waits: list[dict[str, Any]]
+    stored_answers: list[dict[str, Any]]
 
 
 def rebuild_day(session: Session, day: date, tz: ZoneInfo, *, keep_monthly: bool = True) -> None:
@@ -165,6 +178,8 @@ def read_day(session: Session, day: date, tz: ZoneInfo, *, pranks: bool = True) 
         pranks=None,
         stored_pranks={},
         stored_detail=[],
+        stored_waits=[],
+        stored_answers=[],
     )
     if pranks:
         figures.stored_detail = [
@@ -175,6 +190,15 @@ def read_day(session: Session, day: date, tz: ZoneInfo, *, pranks: bool = True) 
                 )
             )
         ]
+        figures.stored_waits, figures.stored_answers = (
+            [
+                dict(row._mapping)
+                for row in session.execute(
+                    select(getattr(daily, seconds), daily.calls).where(daily.local_day == key)
+                )
+            ]
+            for daily, _, seconds in HISTOGRAMS
+        )
         figures.stored_pranks = dict(
             session.execute(
                 select(DailyPrankCaller.caller_e164, DailyPrankCaller.pranks).where(
@@ -207,50 +231,94 @@ def write_day(session: Session, figures: DayFigures) -> None:
     session.execute(
         delete(HourlyCount).where(HourlyCount.local_hour.between(key * 100, key * 100 + 99))
     )
-    for model in (DailyDetail, DailyWait, DailyAnswer):
+    for model in (DailyDetail, DailyWait, DailyAnswer, DailyTimes):
         session.execute(delete(model).where(model.local_day == key))
     _insert(session, HourlyCount, figures.hourly)
     _insert(session, DailyDetail, figures.detail)
-    if figures.pranks is not None:  # not a build from scratch: keep the month's rows in step
-        _move_month(session, key // 100, figures.stored_detail, figures.detail)
     _insert(session, DailyWait, figures.waits)
     _insert(session, DailyAnswer, figures.answers)
+    if figures.detail:  # a day with calls (as the migration that filled the table did)
+        _insert(session, DailyTimes, [day_times(figures)])
+    if figures.pranks is not None:  # not a build from scratch: keep the month's rows in step
+        month = key // 100
+        _move_month(
+            session, MonthlyDetail, DETAIL_KEY, DETAIL_SUMS,
+            month, figures.stored_detail, figures.detail,
+        )  # fmt: skip
+        for (_, monthly, seconds), old, new in zip(
+            HISTOGRAMS,
+            (figures.stored_waits, figures.stored_answers),
+            (figures.waits, figures.answers),
+            strict=True,
+        ):
+            _move_month(session, monthly, (seconds,), ("calls",), month, old, new)
     _write_prank_callers(session, figures)
 
 
+# The outcomes that stats_times_daily counts apart (beside every call and the overflowed).
+TIMES_OUTCOMES = ("answered", "abandoned_in_ivr", "abandoned_in_queue", "unanswered")
+
+
+def day_times(figures: DayFigures) -> dict[str, Any]:
+    """One day's row of ``stats_times_daily``, from its detail and histogram rows."""
+    detail = figures.detail
+    row: dict[str, Any] = {
+        "local_day": figures.key,
+        "calls": sum(r["calls"] for r in detail),
+        "overflowed": sum(r["overflowed"] for r in detail),
+        **{o: sum(r["calls"] for r in detail if r["outcome"] == o) for o in TIMES_OUTCOMES},
+    }
+    for prefix, rows in (("wait", figures.waits), ("answer", figures.answers)):
+        seconds = f"{prefix}_seconds"
+        found = histogram_figures({r[seconds]: r["calls"] for r in rows})
+        row |= {
+            f"{prefix}_count": found.count,
+            f"{prefix}_p50": found.p50,
+            f"{prefix}_p90": found.p90,
+            f"{prefix}_p95": found.p95,
+            f"{prefix}_max": found.max,
+            **{
+                f"{prefix}_within_{threshold}": n
+                for threshold, n in zip(ANSWER_THRESHOLDS, found.within, strict=True)
+            },
+        }
+    return row
+
+
 def _move_month(
-    session: Session, month: int, old: list[dict[str, Any]], new: list[dict[str, Any]]
+    session: Session,
+    model: type[MonthlyDetail] | type[MonthlyWait] | type[MonthlyAnswer],
+    key: tuple[str, ...],
+    sums: tuple[str, ...],
+    month: int,
+    old: list[dict[str, Any]],
+    new: list[dict[str, Any]],
 ) -> None:
-    """Add a rebuilt day's differences (new rows minus old) to its month's detail rows."""
-    deltas: dict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0] * len(DETAIL_SUMS))
+    """Add a rebuilt day's differences (new rows minus old) to its month's rows of ``model``
+    (``key`` beside the month, ``sums`` added; the first sum counts calls)."""
+    deltas: dict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0] * len(sums))
     for rows, sign in ((old, -1), (new, 1)):
         for row in rows:
-            sums = deltas[tuple(row[c] for c in DETAIL_KEY)]
-            for n, column in enumerate(DETAIL_SUMS):
-                sums[n] += sign * int(row[column])
+            moved = deltas[tuple(row[c] for c in key)]
+            for n, column in enumerate(sums):
+                moved[n] += sign * int(row[column])
     changed = [
-        {
-            "month": month,
-            **dict(zip(DETAIL_KEY, k, strict=True)),
-            **dict(zip(DETAIL_SUMS, v, strict=True)),
-        }
+        {"month": month, **dict(zip(key, k, strict=True)), **dict(zip(sums, v, strict=True))}
         for k, v in deltas.items()
         if any(v)
     ]
     if not changed:
         return
     dialect_insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    upsert = dialect_insert(MonthlyDetail)
+    upsert = dialect_insert(model)
     session.execute(
         upsert.on_conflict_do_update(
-            index_elements=[MonthlyDetail.month, *(getattr(MonthlyDetail, c) for c in DETAIL_KEY)],
-            set_={c: getattr(MonthlyDetail, c) + upsert.excluded[c] for c in DETAIL_SUMS},
+            index_elements=[model.month, *(getattr(model, c) for c in key)],
+            set_={c: getattr(model, c) + upsert.excluded[c] for c in sums},
         ),
         changed,
     )
-    session.execute(
-        delete(MonthlyDetail).where(MonthlyDetail.month == month, MonthlyDetail.calls <= 0)
-    )
+    session.execute(delete(model).where(model.month == month, getattr(model, sums[0]) <= 0))
 
 
 def _write_prank_callers(session: Session, figures: DayFigures) -> None:

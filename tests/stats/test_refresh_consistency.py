@@ -17,12 +17,16 @@ from callcenter.db import utcnow
 from callcenter.models import Call, Classification, Outcome
 from callcenter.stats import rollup
 from callcenter.stats.models import (
+    DailyAnswer,
     DailyDetail,
     DailyPrankCaller,
+    DailyTimes,
     DailyWait,
     HourlyCount,
+    MonthlyAnswer,
     MonthlyDetail,
     MonthlyPrankCaller,
+    MonthlyWait,
     RollupState,
 )
 from tests.builders import make_call
@@ -34,6 +38,10 @@ TABLES = (
     DailyDetail,
     MonthlyDetail,
     DailyWait,
+    MonthlyWait,
+    DailyAnswer,
+    MonthlyAnswer,
+    DailyTimes,
     DailyPrankCaller,
     MonthlyPrankCaller,
 )
