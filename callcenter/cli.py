@@ -67,10 +67,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return agi.main(argv[1:])
     args = build_parser(argv[0] if argv else None).parse_args(argv)
     from pydantic import ValidationError
-    from sqlalchemy.exc import OperationalError
 
     from callcenter import logs
-    from callcenter.audit import changes, service
     from callcenter.settings import ConfigError, describe, get_settings
 
     try:
@@ -79,9 +77,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(describe(exc), EXIT_CONFIG)
     except ConfigError as exc:
         return _fail(exc.message, EXIT_CONFIG)
+    # SQLAlchemy and the models only once the configuration holds: a wrong one is told at once.
+    from sqlalchemy.exc import OperationalError
+
+    from callcenter.audit import changes, service
+
     logs.configure(settings.log_level, settings.log_format)
     # Changes made by commands are audited as the system account's that ran them.
     changes.default_actor_name = service.command_actor()
+    # Alembic, imported by a command after logging is set up, announces its plugins at info.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     if args.command != "migrate":
         # Readiness probes check the schema revision every few seconds: not worth a log line.
         logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)

@@ -163,6 +163,11 @@ class InProcessBus:
                 if not inbox.subscribers and self._inboxes.get(loop) is inbox:
                     del self._inboxes[loop]
 
+    def open_streams(self) -> int:
+        """How many subscriptions are open, on every loop (one per live page or API stream)."""
+        with self._lock:
+            return sum(len(inbox.subscribers) for inbox in self._inboxes.values())
+
     def _subscribed(self) -> None:
         """Hook: the PostgreSQL bus starts listening on the first subscriber."""
 

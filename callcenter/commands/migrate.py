@@ -5,9 +5,6 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from callcenter.db import make_engine, migrate
-from callcenter.settings import get_settings
-
 
 def register(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
@@ -18,6 +15,10 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Imported here: `callcenter --help` and a wrong configuration need neither.
+    from callcenter.db import make_engine, migrate
+    from callcenter.settings import get_settings
+
     settings = get_settings()
     engine = make_engine(settings.resolved_database_url)
     try:

@@ -291,6 +291,32 @@ def test_the_board_reconnects_by_itself_after_a_backend_restart(
     wait(operator).until(lambda d: "+6281299990000" in d.find_element(By.ID, "queue").text)
 
 
+def test_a_page_left_for_another_closes_its_live_stream(
+    settings: Settings,
+    session_factory: sessionmaker[Session],
+    server: LiveServer,
+    bus: InProcessBus,
+    browsers: list[WebDriver],
+) -> None:
+    """Each page left closes its stream, and one brought back from the back/forward cache opens
+    it again. (Pages left in that cache once held their connections: after six, the operator's
+    next page or form waited about a minute for one, the replayed call's test above with it.)"""
+    users = seed(session_factory, settings)
+    operator = browser(browsers)
+    log_in(operator, server.url, users["operator"], PASSWORD)
+    live(operator)
+    for page in range(7):  # seven entries in the history (the same URL would replace one)
+        operator.get(f"{server.url}/console/?page={page}")
+        live(operator)
+        # Only this page's stream: the one left behind was closed.
+        wait(operator).until(lambda _: bus.open_streams() == 1)
+    # And a page brought back from that cache streams again.
+    operator.back()
+    assert operator.current_url.endswith("?page=5")
+    live(operator)
+    wait(operator).until(lambda _: bus.open_streams() == 1)
+
+
 def test_log_in_and_tag_with_the_keyboard_alone(
     settings: Settings,
     session_factory: sessionmaker[Session],

@@ -2,6 +2,8 @@
 
 One install (a fresh virtual environment, the wheel and its dependencies from the package
 index, about 40 s) serves every test here; the folder stands in for /opt, /etc and /var/lib.
+pip keeps this machine's cache: HOME is the clean folder, and with it an empty cache would make
+every run download (and build) each dependency again; what is installed stays the same.
 """
 
 from __future__ import annotations
@@ -57,6 +59,18 @@ def free_port() -> int:
         return port
 
 
+def _pip_cache_dir() -> str | None:
+    """This machine's pip cache (None when pip's cache is off)."""
+    if "PIP_CACHE_DIR" in os.environ:
+        return os.environ["PIP_CACHE_DIR"]
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "cache", "dir"], capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        return None
+    return result.stdout.strip() or None
+
+
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     root = tmp_path_factory.mktemp("clean-host")
@@ -84,6 +98,9 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
         "PYTHON": shutil.which("python3.11") or "python3",
     }
     env |= {k: v for k, v in os.environ.items() if k.startswith("PIP_")}
+    cache = _pip_cache_dir()
+    if cache:
+        env["PIP_CACHE_DIR"] = cache
     result = subprocess.run(
         ["bash", PROJECT_ROOT / "deploy" / "install.sh", wheel],
         env=env,

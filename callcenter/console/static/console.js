@@ -176,7 +176,14 @@
     render();
     setInterval(tick, 1000);
   }
-  if (loggedIn) connect();
+  if (loggedIn) {
+    connect();
+    // A page left for another keeps its stream open in the back/forward cache: six such pages
+    // take every connection the browser allows to this server, and the next page or form waits
+    // (a minute, in Chromium). Closed when left; opened again if the page comes back.
+    window.addEventListener("pagehide", function () { if (source) source.close(); });
+    window.addEventListener("pageshow", function (e) { if (e.persisted) connect(); });
+  }
 
   // Unsaved work is never thrown away by a screen pop: a banner asks instead.
   document.querySelectorAll("main form").forEach(function (f) {
