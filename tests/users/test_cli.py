@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from callcenter.models import LoginFailure, Role, User
 from callcenter.users.login import username_key
 from callcenter.users.security import verify_password
+from tests.builders import PRODUCTION_HASH
 
 SCRIPT = str(Path(sys.executable).parent / "callcenter")
 PASSWORD = "first admin password"
@@ -56,6 +57,7 @@ def test_first_admin_from_stdin_can_log_in(
         assert (user.username, user.role, user.display_name) == ("admin", Role.admin, "Kepala")
         assert user.queue_member_name == "Operator Kepala"
         assert verify_password(user.password_hash, PASSWORD)
+        assert user.password_hash.startswith(PRODUCTION_HASH)
     token = client.post("/api/v1/auth/token", data={"username": "admin", "password": PASSWORD})
     assert token.json()["role"] == "admin"
 
@@ -172,7 +174,9 @@ def test_list_users_and_reset_a_password(
     with session_factory() as session:
         user = session.scalars(select(User).where(User.username == "andi")).one()
         assert session.get(LoginFailure, username_key("andi")) is None  # the lockout is cleared
-        assert not verify_password(PASSWORD, user.password_hash)
+        assert not verify_password(user.password_hash, PASSWORD)
+        assert verify_password(user.password_hash, "a brand new password")
+        assert user.password_hash.startswith(PRODUCTION_HASH)
 
     unknown = subprocess.run(
         [SCRIPT, "user", "reset-password", "nobody"],

@@ -4,7 +4,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from callcenter.models import Role, User
-from tests.builders import PASSWORD, make_user
+from tests.builders import PASSWORD, PRODUCTION_HASH, make_user
 from tests.conftest import LoginFn
 
 NEW_USER = {
@@ -22,7 +22,9 @@ def _token(client: TestClient, username: str, password: str) -> int:
     ).status_code
 
 
-def test_admin_creates_a_user_who_can_then_log_in(client: TestClient, login: LoginFn) -> None:
+def test_admin_creates_a_user_who_can_then_log_in(
+    client: TestClient, login: LoginFn, session_factory: sessionmaker[Session]
+) -> None:
     response = client.post("/api/v1/users", json=NEW_USER, headers=login(Role.admin))
     assert response.status_code == 201, response.text
     body = response.json()
@@ -31,6 +33,9 @@ def test_admin_creates_a_user_who_can_then_log_in(client: TestClient, login: Log
     assert "password" not in body
     assert "password_hash" not in body
     assert _token(client, "yohanes", NEW_USER["password"]) == 200
+    with session_factory() as session:
+        stored = session.scalars(select(User).where(User.username == "yohanes")).one()
+        assert stored.password_hash.startswith(PRODUCTION_HASH)
 
 
 def test_duplicate_or_weak_new_users_are_refused_and_nothing_is_stored(
