@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from callcenter.ami.batch import Batch
 from callcenter.ami.call_rows import (
+    FIND_CALLS,
     INSERT_CALLS,
     UPDATE_CALLS,
     call_values,
@@ -146,11 +147,7 @@ class CallStore:
         if not wanted:
             return ids
         existing: dict[str, Any] = {}
-        for found in session.execute(
-            select(Call.id, Call.uniqueid, Call.outcome, Call.caller_key_id).where(
-                Call.pbx == self.pbx, Call.uniqueid.in_(wanted)
-            )
-        ):
+        for found in session.execute(FIND_CALLS, {"pbx": self.pbx, "uniqueids": list(wanted)}):
             existing[found.uniqueid] = found
             ids[found.uniqueid] = found.id
         written = []
