@@ -33,7 +33,7 @@ from callcenter.ami.call_rows import (
 )
 from callcenter.ami.call_state import CallState
 from callcenter.ami.caller_counts import COUNT_CALLERS, CallerCount, caller_row_ids
-from callcenter.ami.event_rows import append_events
+from callcenter.ami.event_rows import DuplicateEvents, append_events
 from callcenter.db.sqlite_checkpoints import WalCheckpointer
 from callcenter.models import Call, CallerIdStatus, Outcome
 from callcenter.phone import CallerNumber
@@ -83,13 +83,11 @@ class CallStore:
         if not batch.events and not batch.calls:
             return
         try:
-            with self.factory() as session, session.begin():
-                # Calls whose events are in the batch but that did not change in it: their
-                # ids come with the changed calls' rows, in the same look-up.
-                others = {e.call_uniqueid for e in batch.events if e.call_uniqueid}
-                others.difference_update(batch.calls)
-                ids = self._upsert_calls(session, batch.calls.values(), others)
-                append_events(session, self.pbx, self.engine.dialect.name, batch.events, ids)
+            try:
+                self._write(batch, careful=False)
+            except DuplicateEvents:
+                self._caller_ids.clear()  # rows it inserted were rolled back
+                self._write(batch, careful=True)
         except (OperationalError, InterfaceError) as exc:
             self._caller_ids.clear()  # rows it inserted were rolled back
             raise StoreUnavailable(f"{type(exc.orig).__name__}: {exc.orig}") from exc
@@ -106,6 +104,16 @@ class CallStore:
         except Exception:  # a value no driver binds: the transaction was rolled back too
             self._caller_ids.clear()
             raise
+
+    def _write(self, batch: Batch, *, careful: bool) -> None:
+        with self.factory() as session, session.begin():
+            # Calls whose events are in the batch but that did not change in it: their ids
+            # come with the changed calls' rows, in the same look-up.
+            others = {e.call_uniqueid for e in batch.events if e.call_uniqueid}
+            others.difference_update(batch.calls)
+            ids = self._upsert_calls(session, batch.calls.values(), others)
+            dialect = self.engine.dialect.name
+            append_events(session, self.pbx, dialect, batch.events, ids, careful=careful)
 
     def load_open_calls(self) -> list[CallState]:
         """Snapshots of calls left open by a previous listener, so the tracker resumes them."""

@@ -87,3 +87,27 @@ def test_data_copy_refuses_is_rejected_not_a_crash(monkeypatch: pytest.MonkeyPat
             calls = connection.execute(select(func.count()).select_from(Call)).scalar_one()
         engine.dispose()
     assert calls == 0  # the batch's call rows were rolled back with it
+
+
+@pytest.mark.postgres
+def test_a_batch_with_events_already_stored_is_written_again_the_careful_way() -> None:
+    """No savepoint around the COPY: an event already stored aborts the whole transaction, and
+    the batch is written again through the scratch table: its new events and calls stored, the
+    others not twice, the caller counted once."""
+    batch = recorded_batch()
+    half = len(batch.events) // 2
+    first = Batch(events=batch.events[:half], calls=dict(batch.calls))
+    with new_postgres_database("cc_copy_again") as url:
+        engine = make_engine(url)
+        upgrade(engine)
+        store = CallStore(make_sessionmaker(engine), pbx="copy-again")
+        store.write(first)
+        store.write(batch)  # the first half again, then the rest
+        store.write(batch)  # all of it again
+        with engine.connect() as connection:
+            events = connection.execute(select(func.count()).select_from(CallEvent)).scalar_one()
+            calls = connection.execute(select(func.count()).select_from(Call)).scalar_one()
+            counts = connection.execute(text("SELECT call_count FROM callers")).scalars().all()
+        engine.dispose()
+    assert (events, calls) == (len(batch.events), len(batch.calls))
+    assert counts == [1] * len(batch.calls)
