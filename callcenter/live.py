@@ -9,6 +9,12 @@ message or per watcher), and the loop gives the whole batch to each of its watch
 too slow to keep up loses its oldest messages and gets a ``resync`` marker instead of stalling
 everyone else.
 
+A publish goes out as few notifications as it fits in: its messages packed in order into JSON
+arrays of up to ``MAX_NOTIFY_BYTES`` (PostgreSQL refuses a payload of 8,000 bytes), all of them
+in one transaction, so the LISTEN side wakes once per array, not once per call change. The
+LISTEN side takes an array or a single object (what one-message publishers send). A message too
+large to go alone is replaced, in its place, by a ``resync``.
+
 ``PostgresBus`` never blocks its publisher (the AMI listener's consumer thread, which records
 calls): messages go to a bounded outbox that a thread of its own sends, with connect, statement
 and TCP time-outs. Whatever could not be delivered (outbox full, PostgreSQL unreachable, the
@@ -36,7 +42,7 @@ log = logging.getLogger(__name__)
 CHANNEL = "callcenter_live"
 RESYNC: dict[str, Any] = {"type": "resync"}
 _RESYNC_JSON = json.dumps(RESYNC, separators=(",", ":"))
-# pg_notify payloads must stay under 8000 bytes.
+# pg_notify payloads must stay under 8000 bytes (json.dumps writes ASCII: a character a byte).
 MAX_NOTIFY_BYTES = 7900
 OUTBOX_BATCHES = 1000
 # Every bus connection: a bounded connect, statement and dead-peer detection (a half-open TCP
@@ -195,8 +201,7 @@ class PostgresBus(InProcessBus):
 
     def publish(self, messages: Sequence[dict[str, Any]]) -> None:
         """Queues the messages for the sending thread; never waits for PostgreSQL."""
-        payloads = [json.dumps(m, separators=(",", ":")) for m in messages]
-        payloads = [p if len(p) <= MAX_NOTIFY_BYTES else _RESYNC_JSON for p in payloads]
+        payloads = pack_payloads(messages)
         self._start(sender=True)
         try:
             self._outbox.put_nowait(payloads)
@@ -238,7 +243,10 @@ class PostgresBus(InProcessBus):
             try:
                 if self._publisher is None or self._publisher.closed:
                     self._publisher = psycopg.connect(self.url, **CONNECT_OPTIONS)
-                with self._publisher.cursor() as cursor:
+                # One transaction a publish: delivered together, in order, after the earlier
+                # ones. (Not several publishes in one: PostgreSQL delivers a payload repeated
+                # within a transaction once.)
+                with self._publisher.transaction(), self._publisher.cursor() as cursor:
                     cursor.executemany("SELECT pg_notify(%s, %s)", [(CHANNEL, p) for p in payloads])
                 return
             except psycopg.OperationalError:
@@ -273,17 +281,9 @@ class PostgresBus(InProcessBus):
                 delay = min(delay * 2, 10.0)
 
     def _deliver(self, payload: str) -> None:
-        try:
-            message = json.loads(payload)
-        except ValueError:
-            log.warning(
-                "live bus: ignored a notification that is not JSON (%d bytes)", len(payload)
-            )
-            return
-        if not isinstance(message, dict):
-            log.warning("live bus: ignored a notification that is not a JSON object")
-            return
-        self._fan_out([message])
+        messages = unpack_payload(payload)
+        if messages:
+            self._fan_out(messages)
 
     def close(self) -> None:
         self._stopping.set()
@@ -294,6 +294,53 @@ class PostgresBus(InProcessBus):
                 self._outbox.put(None, timeout=5)
             self._sender.join(timeout=10)
         super().close()
+
+
+def pack_payloads(messages: Sequence[dict[str, Any]]) -> list[str]:
+    """The messages as NOTIFY payloads, in order: JSON arrays of at most ``MAX_NOTIFY_BYTES``.
+    A message that cannot go alone becomes a resync in its place (its watchers reload).
+
+    >>> pack_payloads([{"n": 1}, {"n": 2}, {"big": "x" * MAX_NOTIFY_BYTES}, {"n": 3}])
+    ['[{"n":1},{"n":2},{"type":"resync"},{"n":3}]']
+    """
+    payloads: list[str] = []
+    parts: list[str] = []
+    size = 1  # "[": each part then adds itself and a "," or the closing "]"
+    for message in messages:
+        text = json.dumps(message, separators=(",", ":"))
+        if len(text) + 2 > MAX_NOTIFY_BYTES:
+            log.warning("live bus: a %d-byte message goes as a resync", len(text))
+            text = _RESYNC_JSON
+        if parts and size + len(text) + 1 > MAX_NOTIFY_BYTES:
+            payloads.append("[" + ",".join(parts) + "]")
+            parts, size = [], 1
+        parts.append(text)
+        size += len(text) + 1
+    if parts:
+        payloads.append("[" + ",".join(parts) + "]")
+    return payloads
+
+
+def unpack_payload(payload: str) -> list[dict[str, Any]]:
+    """A notification's messages: from a JSON array of objects, or one object. Anything else
+    is logged and skipped, never fatal.
+
+    >>> unpack_payload('[{"n":1},{"n":2}]'), unpack_payload('{"n":3}'), unpack_payload("[1]")
+    ([{'n': 1}, {'n': 2}], [{'n': 3}], [])
+    """
+    try:
+        data = json.loads(payload)
+    except ValueError:
+        log.warning("live bus: ignored a notification that is not JSON (%d bytes)", len(payload))
+        return []
+    items = data if isinstance(data, list) else [data]
+    messages = [item for item in items if isinstance(item, dict)]
+    if len(messages) < len(items):
+        log.warning(
+            "live bus: ignored %d notified items that are not JSON objects",
+            len(items) - len(messages),
+        )
+    return messages
 
 
 def make_live_bus(database_url: str) -> InProcessBus:

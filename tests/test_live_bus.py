@@ -101,3 +101,62 @@ def test_publishing_never_waits_for_an_unresponsive_database() -> None:
         closer.start()
         closer.join(60)
         assert not closer.is_alive()
+
+
+def _call_change(n: int, size: int = 300) -> dict[str, Any]:
+    return {"type": "call", "uniqueid": f"1795000000.{n}", "pad": "x" * size}
+
+
+def test_a_batch_larger_than_one_notification_reaches_a_watcher_complete_and_in_order(
+    bus: PostgresBus, postgres_url: str
+) -> None:
+    """Two publishes of ~100 kB each: several notifications apiece, far fewer than messages,
+    each under PostgreSQL's 8,000 bytes; the watcher gets every message, in order."""
+    first = [_call_change(n) for n in range(300)]
+    second = [_call_change(n, size=50 + n % 700) for n in range(300, 600)]
+    payloads: list[str] = []
+
+    def count_notifications(listening: threading.Event, done: threading.Event) -> None:
+        with psycopg.connect(_libpq_url(postgres_url), autocommit=True) as connection:
+            connection.execute(f"LISTEN {CHANNEL}")
+            listening.set()
+            while not done.is_set():
+                payloads.extend(n.payload for n in connection.notifies(timeout=0.2))
+
+    async def scenario() -> list[dict[str, Any]]:
+        listening, done = threading.Event(), threading.Event()
+        counter = threading.Thread(target=count_notifications, args=(listening, done))
+        counter.start()
+        try:
+            with bus.subscribe() as subscription:
+                await asyncio.to_thread(wait_for, bus.listening.is_set, "LISTEN active")
+                await asyncio.to_thread(wait_for, listening.is_set, "the counter listens")
+                assert await _next(subscription) == RESYNC
+                bus.publish(first)
+                bus.publish(second)
+                got: list[dict[str, Any]] = []
+                while len(got) < len(first) + len(second):
+                    got.append(await _next(subscription))
+        finally:
+            done.set()
+            await asyncio.to_thread(counter.join, 30)
+        return got
+
+    assert asyncio.run(scenario()) == first + second
+    assert 2 * 10 < len(payloads) < 2 * 40  # ~13 a publish, not 300
+    assert all(len(p.encode()) < 8000 for p in payloads)
+
+
+def test_a_message_over_the_notify_limit_is_a_resync_in_its_place(bus: PostgresBus) -> None:
+    """PostgreSQL refuses a payload of 8,000 bytes: such a message cannot be sent, so its
+    watchers are told to reload instead, and the messages around it still arrive."""
+    messages = [_call_change(1), _call_change(2, size=9000), _call_change(3)]
+
+    async def scenario() -> list[dict[str, Any]]:
+        with bus.subscribe() as subscription:
+            await asyncio.to_thread(wait_for, bus.listening.is_set, "LISTEN active")
+            assert await _next(subscription) == RESYNC
+            bus.publish(messages)
+            return [await _next(subscription) for _ in messages]
+
+    assert asyncio.run(scenario()) == [messages[0], RESYNC, messages[2]]

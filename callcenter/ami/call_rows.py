@@ -7,7 +7,7 @@ from functools import lru_cache
 from typing import Any
 
 import orjson
-from sqlalchemy import Table, bindparam
+from sqlalchemy import Table, bindparam, select
 
 from callcenter.ami.call_state import CallState
 from callcenter.db import utcnow
@@ -20,6 +20,11 @@ _CALLS: Table = Call.__table__  # type: ignore[assignment]
 # without rebuilding and re-hashing them). Each runs once a batch with many parameter sets:
 # one round trip for the batch's new calls, one for its callers, not one or two a call.
 INSERT_CALLS = _CALLS.insert().returning(_CALLS.c.id, sort_by_parameter_order=True)
+# The stored rows of a batch's calls (ids, and what the never-reopen and caller rules need).
+FIND_CALLS = select(_CALLS.c.id, _CALLS.c.uniqueid, _CALLS.c.outcome, _CALLS.c.caller_key_id).where(
+    _CALLS.c.pbx == bindparam("pbx"),
+    _CALLS.c.uniqueid.in_(bindparam("uniqueids", expanding=True)),
+)
 # changes + 1: the statistics rollups notice every update (version is the operators' own).
 UPDATE_CALLS = (
     _CALLS.update().where(_CALLS.c.id == bindparam("row_id")).values(changes=_CALLS.c.changes + 1)

@@ -3,11 +3,13 @@ counted once in each caller's row (one UPDATE a batch for all of them)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Insert, Table, bindparam, case, func, select, update
+from sqlalchemy import Table, bindparam, case, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -52,24 +54,55 @@ def _insert(engine_name: str) -> Any:
     return postgresql.insert if engine_name == "postgresql" else sqlite.insert
 
 
-def caller_row_id(session: Session, dialect_name: str, number: CallerNumber, seen: datetime) -> int:
-    key = clip_text(number.key, 160)
-    insert = _insert(dialect_name)
-    stmt: Insert = (
-        insert(Caller)
-        .values(
-            number_key=key,
-            e164=number.e164,
-            raw_last=clip_text(number.raw, 128),
-            status=number.status,
-            line_type=number.line_type,
-            region=clip_text(number.region, 128),
-            call_count=0,
-            first_seen_at=seen,
-            last_seen_at=seen,
-        )
+@lru_cache(maxsize=2)
+def _make_callers(dialect_name: str) -> Any:
+    """Built once per dialect: new caller rows, RETURNING the ones made (an existing number is
+    left alone and returns nothing)."""
+    return (
+        _insert(dialect_name)(_CALLERS)
         .on_conflict_do_nothing(index_elements=["number_key"])
+        .returning(_CALLERS.c.id, _CALLERS.c.number_key)
     )
-    session.execute(stmt)
-    caller_id: int = session.scalars(select(Caller.id).where(Caller.number_key == key)).one()
-    return caller_id
+
+
+def caller_row_ids(
+    session: Session, dialect_name: str, numbers: Sequence[tuple[CallerNumber, datetime]]
+) -> dict[str, int]:
+    """``callers.id`` by ``number.key`` for each (number, first seen), its row made if it has
+    none: one INSERT for all of a batch's numbers, and one SELECT for those already there.
+    A round trip is the costly part on PostgreSQL (about as much as the COPY of a batch's
+    events when each new call came from a new number, two each), hence not one per number."""
+    rows: dict[str, dict[str, Any]] = {}
+    keys: dict[str, str] = {}  # number.key -> the stored key (cut to the column's size)
+    for number, seen in numbers:
+        key = clip_text(number.key, 160) or ""
+        keys[number.key] = key
+        rows.setdefault(
+            key,
+            {
+                "number_key": key,
+                "e164": number.e164,
+                "raw_last": clip_text(number.raw, 128),
+                "status": number.status,
+                "line_type": number.line_type,
+                "region": clip_text(number.region, 128),
+                "call_count": 0,
+                "first_seen_at": seen,
+                "last_seen_at": seen,
+            },
+        )
+    if not rows:
+        return {}
+    ids: dict[str, int] = {
+        key: row_id
+        for row_id, key in session.execute(_make_callers(dialect_name), list(rows.values()))
+    }
+    there = [key for key in rows if key not in ids]
+    if there:
+        ids.update(
+            (key, row_id)
+            for row_id, key in session.execute(
+                select(_CALLERS.c.id, _CALLERS.c.number_key).where(_CALLERS.c.number_key.in_(there))
+            )
+        )
+    return {raw_key: ids[key] for raw_key, key in keys.items()}

@@ -17,12 +17,19 @@ from callcenter.ami.frames import Frame
 from callcenter.models import Call
 
 
+class DuplicateEvents(Exception):
+    """PostgreSQL: the COPY met an event already stored and the transaction is aborted; the
+    batch is to be written again with ``careful=True``."""
+
+
 def append_events(
     session: Session,
     pbx: str,
     dialect_name: str,
     events: Sequence[StoredEvent],
     ids: dict[str, int],
+    *,
+    careful: bool = False,
 ) -> None:
     if not events:
         return
@@ -54,7 +61,7 @@ def append_events(
         for e in events
     ]
     if not sqlite:
-        _copy_events(session, rows)
+        (_copy_events_careful if careful else _copy_events)(session, rows)
         return
     session.connection().exec_driver_sql(_INSERT_EVENTS_SQLITE, rows)
 
@@ -84,13 +91,12 @@ _INSERT_EVENTS_SQLITE = (
 
 def _copy_events(session: Session, rows: list[tuple[Any, ...]]) -> None:
     """PostgreSQL: COPY straight into call_events, the quickest way in (about a quarter more
-    events a second than going through a scratch table). COPY cannot skip a duplicate, so it
-    runs in a savepoint: an event already stored (a replay, a re-delivery after a reconnect)
-    aborts it, and the batch goes the careful way, :func:`_copy_events_deduplicated`."""
-    dbapi = session.connection().connection.dbapi_connection
-    assert isinstance(dbapi, psycopg.Connection)
-    with dbapi.cursor() as cursor:
-        cursor.execute("SAVEPOINT call_events_copy")
+    events a second than going through a scratch table). COPY cannot skip a duplicate: an
+    event already stored (a replay, a batch written again after a commit whose end was lost)
+    aborts the transaction, and the batch is written again the careful way
+    (:func:`_copy_events_careful`). Not a savepoint around the COPY: that was two more round
+    trips in every batch, each one a wait on a loaded machine, for what only a replay needs."""
+    with _cursor(session) as cursor:
         try:
             with cursor.copy(
                 f"COPY call_events ({_EVENT_COLUMNS}) FROM STDIN (FORMAT BINARY)"
@@ -98,10 +104,19 @@ def _copy_events(session: Session, rows: list[tuple[Any, ...]]) -> None:
                 copy.set_types(_EVENT_TYPES)
                 for row in _unique(rows):
                     copy.write_row(row)
-        except psycopg.errors.UniqueViolation:
-            cursor.execute("ROLLBACK TO SAVEPOINT call_events_copy")
-            _copy_events_deduplicated(cursor, rows)
-        cursor.execute("RELEASE SAVEPOINT call_events_copy")
+        except psycopg.errors.UniqueViolation as exc:
+            raise DuplicateEvents(str(exc)) from exc
+
+
+def _copy_events_careful(session: Session, rows: list[tuple[Any, ...]]) -> None:
+    with _cursor(session) as cursor:
+        _copy_events_deduplicated(cursor, rows)
+
+
+def _cursor(session: Session) -> psycopg.Cursor[Any]:
+    dbapi = session.connection().connection.dbapi_connection
+    assert isinstance(dbapi, psycopg.Connection)
+    return dbapi.cursor()
 
 
 def _unique(rows: list[tuple[Any, ...]]) -> Iterator[tuple[Any, ...]]:

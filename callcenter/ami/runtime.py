@@ -15,6 +15,7 @@ from callcenter.ami.spool import Spool
 from callcenter.ami.store import CallStore
 from callcenter.api.health import add_readiness_probe
 from callcenter.db import make_engine, make_sessionmaker
+from callcenter.db.idle_ping import ping_when_idle
 from callcenter.gc_tuning import tune_for_throughput
 from callcenter.live import InProcessBus, make_live_bus
 from callcenter.settings import Settings
@@ -67,8 +68,12 @@ class AmiRuntime:
         port: int | None = None,
     ) -> None:
         self.settings = settings
-        self.engine = make_engine(settings.resolved_database_url)
-        self.bus = bus or make_live_bus(settings.resolved_database_url)
+        url = settings.resolved_database_url
+        # Checked only after sitting idle, not before every batch (callcenter/db/idle_ping.py).
+        self.engine = make_engine(url, pool_pre_ping=False)
+        if self.engine.dialect.name == "postgresql":
+            ping_when_idle(self.engine)
+        self.bus = bus or make_live_bus(url)
         ami = settings.ami
         if port is not None:
             ami = ami.model_copy(update={"host": "127.0.0.1", "port": port})

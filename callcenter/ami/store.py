@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import asdict
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -23,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from callcenter.ami.batch import Batch
 from callcenter.ami.call_rows import (
+    FIND_CALLS,
     INSERT_CALLS,
     UPDATE_CALLS,
     call_values,
@@ -30,8 +32,8 @@ from callcenter.ami.call_rows import (
     normalise_cached,
 )
 from callcenter.ami.call_state import CallState
-from callcenter.ami.caller_counts import COUNT_CALLERS, CallerCount, caller_row_id
-from callcenter.ami.event_rows import append_events
+from callcenter.ami.caller_counts import COUNT_CALLERS, CallerCount, caller_row_ids
+from callcenter.ami.event_rows import DuplicateEvents, append_events
 from callcenter.db.sqlite_checkpoints import WalCheckpointer
 from callcenter.models import Call, CallerIdStatus, Outcome
 from callcenter.phone import CallerNumber
@@ -81,9 +83,11 @@ class CallStore:
         if not batch.events and not batch.calls:
             return
         try:
-            with self.factory() as session, session.begin():
-                ids = self._upsert_calls(session, batch.calls.values())
-                append_events(session, self.pbx, self.engine.dialect.name, batch.events, ids)
+            try:
+                self._write(batch, careful=False)
+            except DuplicateEvents:
+                self._caller_ids.clear()  # rows it inserted were rolled back
+                self._write(batch, careful=True)
         except (OperationalError, InterfaceError) as exc:
             self._caller_ids.clear()  # rows it inserted were rolled back
             raise StoreUnavailable(f"{type(exc.orig).__name__}: {exc.orig}") from exc
@@ -100,6 +104,16 @@ class CallStore:
         except Exception:  # a value no driver binds: the transaction was rolled back too
             self._caller_ids.clear()
             raise
+
+    def _write(self, batch: Batch, *, careful: bool) -> None:
+        with self.factory() as session, session.begin():
+            # Calls whose events are in the batch but that did not change in it: their ids
+            # come with the changed calls' rows, in the same look-up.
+            others = {e.call_uniqueid for e in batch.events if e.call_uniqueid}
+            others.difference_update(batch.calls)
+            ids = self._upsert_calls(session, batch.calls.values(), others)
+            dialect = self.engine.dialect.name
+            append_events(session, self.pbx, dialect, batch.events, ids, careful=careful)
 
     def load_open_calls(self) -> list[CallState]:
         """Snapshots of calls left open by a previous listener, so the tracker resumes them."""
@@ -128,39 +142,44 @@ class CallStore:
 
     # -- calls ------------------------------------------------------------------------------
 
-    def _upsert_calls(self, session: Session, states: Iterable[CallState]) -> dict[str, int]:
+    def _upsert_calls(
+        self, session: Session, states: Iterable[CallState], others: Iterable[str] = ()
+    ) -> dict[str, int]:
+        """The batch's call rows inserted or updated, its callers counted; returns the row id
+        of each call, and of each call in ``others`` (the batch's events name them) found in
+        the same look-up: one round trip for both."""
         states = list(states)
         ids: dict[str, int] = {}
-        if not states:
+        wanted = {s.uniqueid for s in states}
+        wanted.update(others)
+        if not wanted:
             return ids
-        existing = {
-            row.uniqueid: row
-            for row in session.execute(
-                select(Call.id, Call.uniqueid, Call.outcome, Call.caller_key_id).where(
-                    Call.pbx == self.pbx, Call.uniqueid.in_([s.uniqueid for s in states])
-                )
-            )
-        }
+        existing: dict[str, Any] = {}
+        for found in session.execute(FIND_CALLS, {"pbx": self.pbx, "uniqueids": list(wanted)}):
+            existing[found.uniqueid] = found
+            ids[found.uniqueid] = found.id
+        written = []
+        for state in states:
+            row = existing.get(state.uniqueid)
+            if row is not None and Outcome(row.outcome).is_final and not state.is_final:
+                continue  # never reopen a finished call
+            written.append((state, row, normalise_cached(state.caller_id_raw, self.region)))
+        callers = self._find_callers(session, [(number, state) for state, _, number in written])
         inserts: list[dict[str, Any]] = []
         updates: list[dict[str, Any]] = []
         counts: dict[int, CallerCount] = {}
-        for state in states:
-            number = normalise_cached(state.caller_id_raw, self.region)
+        for state, row, number in written:
             values = call_values(state, number)
-            row = existing.get(state.uniqueid)
+            current = None if row is None else row.caller_key_id
+            values["caller_key_id"] = self._count_caller(
+                callers.get(number.key), current, number.raw, state.started_at, counts
+            )
             if row is None:
-                values["caller_key_id"] = self._count_caller(session, number, None, state, counts)
                 values["pbx"] = self.pbx
                 inserts.append(values)
-                continue
-            ids[state.uniqueid] = row.id
-            if Outcome(row.outcome).is_final and not state.is_final:
-                continue  # never reopen a finished call
-            values["caller_key_id"] = self._count_caller(
-                session, number, row.caller_key_id, state, counts
-            )
-            values["row_id"] = row.id
-            updates.append(values)
+            else:
+                values["row_id"] = row.id
+                updates.append(values)
         if inserts:
             new_ids = session.execute(INSERT_CALLS, inserts).scalars()
             ids.update(zip((v["uniqueid"] for v in inserts), new_ids, strict=True))
@@ -170,31 +189,45 @@ class CallStore:
             session.execute(COUNT_CALLERS, [asdict(count) for count in counts.values()])
         return ids
 
+    def _find_callers(
+        self, session: Session, numbers: list[tuple[CallerNumber, CallState]]
+    ) -> dict[str, int]:
+        """The caller row of each number (withheld ones have none), by ``number.key``: from
+        the cache, the others found or made at once and remembered."""
+        ids: dict[str, int] = {}
+        missing = []
+        for number, state in numbers:
+            if number.status == CallerIdStatus.withheld:
+                continue
+            known = self._caller_ids.get(number.key)
+            if known is None:
+                missing.append((number, state.started_at))
+            else:
+                ids[number.key] = known
+        if not missing:
+            return ids
+        found = caller_row_ids(session, self.engine.dialect.name, missing)
+        ids.update(found)
+        for key, row_id in found.items():
+            if len(self._caller_ids) >= MAX_CACHED_CALLERS:
+                self._caller_ids.clear()
+            self._caller_ids[key] = row_id
+        return ids
+
     def _count_caller(
         self,
-        session: Session,
-        number: CallerNumber,
+        target: int | None,
         current: int | None,
-        state: CallState,
+        raw: str,
+        started_at: datetime,
         counts: dict[int, CallerCount],
     ) -> int | None:
-        """The caller row for this number, the call counted once in it (in ``counts``, written
-        once a batch); a withheld number has none."""
-        if number.status == CallerIdStatus.withheld:
-            target = None
-        else:
-            target = self._caller_ids.get(number.key)
-            if target is None:
-                target = caller_row_id(session, self.engine.dialect.name, number, state.started_at)
-                if len(self._caller_ids) >= MAX_CACHED_CALLERS:
-                    self._caller_ids.clear()
-                self._caller_ids[number.key] = target
+        """The call counted once in its caller's row ``target`` (in ``counts``, written once
+        a batch), and no longer in ``current`` if it moved; None for a withheld number."""
         if target == current:
             return current
         if current is not None:
             counts.setdefault(current, CallerCount(current)).delta -= 1
         if target is not None:
-            counts.setdefault(target, CallerCount(target)).gain(
-                clip_text(number.raw, 128), state.started_at
-            )
+            counts.setdefault(target, CallerCount(target)).gain(clip_text(raw, 128), started_at)
         return target

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, event, select
 
 from callcenter.ami.batch import Batch
 from callcenter.ami.call_state import CallState
@@ -70,3 +70,33 @@ def test_each_call_counts_once_in_its_latest_callers_row(engine: Engine) -> None
         linked = dict(session.execute(select(Call.uniqueid, Call.caller_key_id)).all())
         ids = dict(session.execute(select(Caller.number_key, Caller.id)).all())
     assert linked == {"1.1": ids[second_key], "1.2": ids[first_key], "1.3": None}
+
+
+def test_a_batch_finds_its_callers_in_as_many_statements_however_many_are_new(
+    engine: Engine,
+) -> None:
+    """Each round trip to PostgreSQL costs a batch (and every event waiting behind it) time:
+    new numbers are found or made together, not two statements each. (Only statements on
+    callers are counted: SQLite inserts calls a row at a time to return their ids in order.)"""
+    store = CallStore(make_sessionmaker(engine), pbx="pbx-a")
+    statements: list[str] = []
+
+    def count(*args: object) -> None:
+        if " callers" in str(args[2]):
+            statements.append(str(args[2]))
+
+    def statements_for(*states: CallState) -> int:
+        statements.clear()
+        event.listen(engine, "before_cursor_execute", count)
+        try:
+            write(store, *states)
+        finally:
+            event.remove(engine, "before_cursor_execute", count)
+        return len(statements)
+
+    one = statements_for(call("2.0", "081200000000", 0))
+    many = statements_for(*(call(f"3.{n}", f"0812000{n:05d}", n) for n in range(1, 51)))
+    assert many == one
+    assert set(callers(engine).values()) >= {
+        (1, f"0812000{n:05d}", T0 + timedelta(minutes=n)) for n in range(1, 51)
+    }

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, select, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from callcenter.ami import event_rows
@@ -17,6 +18,7 @@ from callcenter.ami.identity import EventKeys
 from callcenter.ami.store import CallStore, StoreRejected, StoreUnavailable
 from callcenter.ami.tracker import CallTracker
 from callcenter.db import make_engine, make_sessionmaker
+from callcenter.db.idle_ping import ping_when_idle
 from callcenter.db.migrate import upgrade
 from callcenter.models import Call, CallEvent
 from tests.conftest import POSTGRES_ADMIN_URL, TRACES, new_postgres_database
@@ -87,3 +89,72 @@ def test_data_copy_refuses_is_rejected_not_a_crash(monkeypatch: pytest.MonkeyPat
             calls = connection.execute(select(func.count()).select_from(Call)).scalar_one()
         engine.dispose()
     assert calls == 0  # the batch's call rows were rolled back with it
+
+
+@pytest.mark.postgres
+def test_a_batch_with_events_already_stored_is_written_again_the_careful_way() -> None:
+    """No savepoint around the COPY: an event already stored aborts the whole transaction, and
+    the batch is written again through the scratch table: its new events and calls stored, the
+    others not twice, the caller counted once."""
+    batch = recorded_batch()
+    half = len(batch.events) // 2
+    first = Batch(events=batch.events[:half], calls=dict(batch.calls))
+    with new_postgres_database("cc_copy_again") as url:
+        engine = make_engine(url)
+        upgrade(engine)
+        store = CallStore(make_sessionmaker(engine), pbx="copy-again")
+        store.write(first)
+        store.write(batch)  # the first half again, then the rest
+        store.write(batch)  # all of it again
+        with engine.connect() as connection:
+            events = connection.execute(select(func.count()).select_from(CallEvent)).scalar_one()
+            calls = connection.execute(select(func.count()).select_from(Call)).scalar_one()
+            counts = connection.execute(text("SELECT call_count FROM callers")).scalars().all()
+        engine.dispose()
+    assert (events, calls) == (len(batch.events), len(batch.calls))
+    assert counts == [1] * len(batch.calls)
+
+
+@pytest.mark.postgres
+def test_a_connection_that_died_idle_is_replaced_and_a_busy_one_is_not_pinged(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The listener's engine (AmiRuntime): no pool_pre_ping round trip before every batch, but a
+    connection that sat idle is checked, and replaced when dead, so the batch is written."""
+    batch = recorded_batch()
+    admin = make_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with new_postgres_database("cc_idle_ping") as url:
+        engine = make_engine(url, pool_pre_ping=False)
+        upgrade(engine)
+        engine.dispose()
+        pings: list[object] = []
+        real_ping = engine.dialect.do_ping
+
+        def counted_ping(dbapi_connection: Any) -> bool:
+            pings.append(dbapi_connection)
+            return real_ping(dbapi_connection)
+
+        monkeypatch.setattr(engine.dialect, "do_ping", counted_ping)
+        ping_when_idle(engine, idle_seconds=3600)
+        store = CallStore(make_sessionmaker(engine), pbx="idle-ping")
+        store.write(batch)
+        store.write(batch)
+        assert pings == []  # handed back a moment ago: not pinged
+
+        database = make_url(url).database
+        with admin.connect() as connection:  # PostgreSQL restarted, as seen by the pool
+            connection.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = :name AND pid <> pg_backend_pid()"
+                ),
+                {"name": database},
+            )
+        ping_when_idle(engine, idle_seconds=0)  # every connection has now sat idle long enough
+        store.write(batch)  # not StoreUnavailable: the dead connection was replaced
+        assert pings
+        with engine.connect() as connection:
+            events = connection.execute(select(func.count()).select_from(CallEvent)).scalar_one()
+        engine.dispose()
+    admin.dispose()
+    assert events == len(batch.events)
