@@ -93,14 +93,7 @@ FIRST_DAY, LAST_DAY = date(1900, 1, 1), date(2147, 12, 31)
 MONTH_PATTERN = r"^(19\d\d|20\d\d|21[0-3]\d|214[0-7])-(0[1-9]|1[0-2])$"
 
 
-def date_range(
-    from_: Annotated[
-        date, Query(alias="from", description="first local day, YYYY-MM-DD (from 1900-01-01)")
-    ],
-    to: Annotated[
-        date, Query(description="last local day (inclusive), YYYY-MM-DD (to 2147-12-31)")
-    ],
-) -> tuple[date, date]:
+def date_range(from_: date, to: date) -> tuple[date, date]:
     if from_ < FIRST_DAY or to > LAST_DAY:
         # A day next to date's own limits has no UTC bounds (nor a following day).
         raise InvalidInput(f"days go from {FIRST_DAY} to {LAST_DAY}", field="from")
@@ -111,7 +104,20 @@ def date_range(
     return from_, to
 
 
-Range = Annotated[tuple[date, date], Depends(date_range)]
+# The dependencies are async: a pure check needs no worker thread (FastAPI runs a plain `def`
+# dependency in its thread pool, a hop per request that eighty readers take at once).
+async def range_query(
+    from_: Annotated[
+        date, Query(alias="from", description="first local day, YYYY-MM-DD (from 1900-01-01)")
+    ],
+    to: Annotated[
+        date, Query(description="last local day (inclusive), YYYY-MM-DD (to 2147-12-31)")
+    ],
+) -> tuple[date, date]:
+    return date_range(from_, to)
+
+
+Range = Annotated[tuple[date, date], Depends(range_query)]
 
 
 def json_answer(model: BaseModel) -> Answer:
@@ -249,21 +255,25 @@ async def regions(
     return await reader.answer(("regions", span, format), compute)
 
 
-def month_range(
+def month_range(month: str) -> tuple[date, date]:
+    first = date(int(month[:4]), int(month[5:]), 1)
+    following = date(first.year + first.month // 12, first.month % 12 + 1, 1)
+    return first, following - timedelta(days=1)
+
+
+async def month_query(
     month: Annotated[
         str, Query(pattern=MONTH_PATTERN, description="YYYY-MM, from 1900-01 to 2147-12")
     ],
 ) -> tuple[date, date]:
-    first = date(int(month[:4]), int(month[5:]), 1)
-    following = date(first.year + first.month // 12, first.month % 12 + 1, 1)
-    return first, following - timedelta(days=1)
+    return month_range(month)
 
 
 @router.get(
     "/reports/monthly", response_class=Response, responses={200: {"model": report.MonthlyReport}}
 )
 async def monthly(
-    span: Annotated[tuple[date, date], Depends(month_range)],
+    span: Annotated[tuple[date, date], Depends(month_query)],
     settings: SettingsDep,
     reader: StatsUser,
     format: Literal["json", "csv", "html"] = "json",
