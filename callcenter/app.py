@@ -29,6 +29,7 @@ from callcenter.notify import routes as notify_routes
 from callcenter.settings import Settings, get_settings
 from callcenter.stats import routes as stats_routes
 from callcenter.stats.refresher import RollupRefresher
+from callcenter.stats.shared import SharedReads
 from callcenter.users import routes as users_routes
 from callcenter.users.login import LoginGuard
 from callcenter.users.service import MIN_PASSWORD_LENGTH
@@ -71,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             timezone=settings.timezone,
             safety=timedelta(seconds=settings.stats.refresh_safety_seconds),
         )
+        app.state.shared_reads = SharedReads(app.state.sessionmaker)
         # Startup objects leave the collector's scans: a full collection then takes ~1 ms
         # instead of ~60 ms, which otherwise hit large statistics responses at random.
         gc.freeze()
@@ -79,6 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             gc.unfreeze()
             app.state.rollup_refresher.close()
+            app.state.shared_reads.close()
             if app.state.metrics is not None:
                 app.state.metrics.stop()
             app.state.write_threads.close()

@@ -60,9 +60,16 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
     try:
         yield session
     except BaseException:
-        await loop.run_in_executor(executor, session.close)  # closing rolls back
+        if session.in_transaction():
+            await loop.run_in_executor(executor, session.close)  # closing rolls back
+        else:
+            session.close()
         raise
-    await loop.run_in_executor(executor, _commit_and_close, session)
+    if session.in_transaction():
+        await loop.run_in_executor(executor, _commit_and_close, session)
+    else:
+        # Nothing began, or it was committed already (statistics readers): no I/O, no hop.
+        session.close()
 
 
 async def release_connection(request: Request, session: Session) -> None:

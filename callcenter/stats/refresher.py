@@ -10,7 +10,9 @@ Here one thread refreshes, in transactions that it begins and commits itself (on
 reads without the write lock, then takes it only to write what it found: rollup.
 refresh_in_snapshot), and a reader only waits, without a worker thread or a connection, for a
 refresh that began after it asked: figures are never older than the request. Readers who ask
-while a refresh runs share the next one.
+while a refresh runs share the next one. Each refresh has a number (its generation), which
+``fresh()`` returns: readers served by the same refresh may share what they compute after it
+(stats.shared).
 """
 
 from __future__ import annotations
@@ -40,27 +42,27 @@ MIN_INTERVAL_S = 0.5
 
 class RollupRefresher:
     """One refreshing thread; ``await fresh()`` returns once the rollups include every commit
-    made before it was called."""
+    made before it was called, with the generation of the refresh that did it (1, 2, ...)."""
 
     def __init__(self, engine: Engine, *, timezone: str, safety: timedelta) -> None:
         self._engine = engine
         self._timezone = timezone
         self._safety = safety
         self._wake = threading.Condition()
-        self._waiting: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+        self._waiting: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[int]]] = []
         self._closed = False
         self._thread = threading.Thread(target=self._serve, name="rollup-refresh", daemon=True)
         self._thread.start()
 
-    async def fresh(self) -> None:
+    async def fresh(self) -> int:
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
+        future: asyncio.Future[int] = loop.create_future()
         with self._wake:
             if self._closed:
                 raise RuntimeError("the rollup refresher has stopped")
             self._waiting.append((loop, future))
             self._wake.notify()
-        await future
+        return await future
 
     def refresh_once(self) -> int:
         """One refresh in a transaction of its own (on the calling thread)."""
@@ -77,6 +79,7 @@ class RollupRefresher:
     def _serve(self) -> None:
         began = -MIN_INTERVAL_S
         rebuilt = 0  # days the last refresh rebuilt
+        generation = 0
         while True:
             with self._wake:
                 while not self._waiting and not self._closed:
@@ -91,6 +94,7 @@ class RollupRefresher:
                 # Everyone who asked before this refresh begins is served by it.
                 batch, self._waiting = self._waiting, []
             began = time.monotonic()
+            generation += 1
             error: BaseException | None = None
             try:
                 rebuilt = self.refresh_once()
@@ -99,13 +103,13 @@ class RollupRefresher:
                 error, rebuilt = exc, 1  # no retry at once against a failing database
             for loop, future in batch:
                 with contextlib.suppress(RuntimeError):  # that loop has closed: nobody waits
-                    loop.call_soon_threadsafe(_settle, future, error)
+                    loop.call_soon_threadsafe(_settle, future, generation, error)
 
 
-def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
+def _settle(future: asyncio.Future[int], generation: int, error: BaseException | None) -> None:
     if future.done():  # the request was cancelled
         return
     if error is None:
-        future.set_result(None)
+        future.set_result(generation)
     else:
         future.set_exception(error)

@@ -1,22 +1,25 @@
 """Statistics and monthly reports over REST, for supervisors and admins.
 
 Every request first waits until the rollups include every commit made before it (the refresher
-thread does the work, once for all readers waiting: a reader takes no write lock), then reads.
+thread does the work, once for all readers waiting: a reader takes no write lock), then reads:
+once for all the readers served by that refresh who ask the same question (stats.shared).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import Response
 from pydantic import BaseModel
+from sqlalchemy.orm import Session
 
-from callcenter.api.auth import SupervisorUser
-from callcenter.api.deps import RefresherDep, SessionDep, SettingsDep, release_connection
+from callcenter.api.auth import SupervisorUser, TokenClaimsDep, active_user, admit
+from callcenter.api.deps import RefresherDep, SessionDep, SettingsDep
 from callcenter.errors import InvalidInput
 from callcenter.ivr.stats import IvrDay, IvrFigures, ivr_days
 from callcenter.models import Role, User
@@ -35,6 +38,7 @@ from callcenter.stats.schemas import (
     TimePoint,
     TimeSeries,
 )
+from callcenter.stats.shared import Answer, SharedReads
 
 router = APIRouter(prefix="/api/v1", tags=["statistics"])
 Format = Literal["json", "csv"]
@@ -42,30 +46,46 @@ MAX_DAYS = 3700
 MAX_HOURLY_DAYS = 400
 
 
-# Statistics queries running at once in one process. More would only take turns on the GIL
-# with the write threads (operators' tags) and the refresher, and hold pooled connections.
-CONCURRENT_QUERIES = 4
+@dataclass(frozen=True, slots=True)
+class FreshReader:
+    """A statistics user whose request the rollups have caught up with (refresh
+    ``generation``)."""
+
+    user: User
+    generation: int
+    shared: SharedReads
+
+    async def answer(self, question: Hashable, compute: Callable[[Session], Answer]) -> Response:
+        """``compute``'s answer, computed once for every reader of ``question`` served by this
+        refresh: ``question`` must name everything the answer depends on."""
+        found = await self.shared.answer(question, self.generation, compute)
+        return Response(found.body, media_type=found.media_type, headers=dict(found.headers))
 
 
 async def fresh_rollups(
-    user: SupervisorUser, session: SessionDep, refresher: RefresherDep, request: Request
-) -> AsyncIterator[User]:
-    """The statistics user, after the rollups caught up with the calls table; the route runs
-    while this holds one of CONCURRENT_QUERIES slots.
+    token: TokenClaimsDep, session: SessionDep, refresher: RefresherDep, request: Request
+) -> FreshReader:
+    """The statistics user, after the rollups caught up with the calls table.
 
-    The connection that read the user goes back to the pool first: eighty readers waiting for
-    a refresh must not hold the connections the refresh (and everyone else) needs.
+    One hop to a commit thread checks the user and gives the connection back to the pool:
+    eighty readers waiting for a refresh must not hold the connections the refresh (and
+    everyone else) needs, nor each take a request thread of their own.
     """
-    await release_connection(request, session)
-    await refresher.fresh()
-    slots: asyncio.Semaphore | None = getattr(request.app.state, "stats_slots", None)
-    if slots is None:
-        slots = request.app.state.stats_slots = asyncio.Semaphore(CONCURRENT_QUERIES)
-    async with slots:
-        yield user
+
+    def check() -> User:
+        user = active_user(session, token)
+        admit(user, Role.supervisor)
+        session.commit()
+        return user
+
+    user = await asyncio.get_running_loop().run_in_executor(
+        request.app.state.commit_executor, check
+    )
+    generation = await refresher.fresh()
+    return FreshReader(user, generation, request.app.state.shared_reads)
 
 
-StatsUser = Annotated[User, Depends(fresh_rollups, scope="function")]
+StatsUser = Annotated[FreshReader, Depends(fresh_rollups)]
 
 
 # The rollups key an hour as the integer YYYYMMDDHH (an INTEGER column): 2147 is the last year.
@@ -73,14 +93,7 @@ FIRST_DAY, LAST_DAY = date(1900, 1, 1), date(2147, 12, 31)
 MONTH_PATTERN = r"^(19\d\d|20\d\d|21[0-3]\d|214[0-7])-(0[1-9]|1[0-2])$"
 
 
-def date_range(
-    from_: Annotated[
-        date, Query(alias="from", description="first local day, YYYY-MM-DD (from 1900-01-01)")
-    ],
-    to: Annotated[
-        date, Query(description="last local day (inclusive), YYYY-MM-DD (to 2147-12-31)")
-    ],
-) -> tuple[date, date]:
+def date_range(from_: date, to: date) -> tuple[date, date]:
     if from_ < FIRST_DAY or to > LAST_DAY:
         # A day next to date's own limits has no UTC bounds (nor a following day).
         raise InvalidInput(f"days go from {FIRST_DAY} to {LAST_DAY}", field="from")
@@ -91,69 +104,92 @@ def date_range(
     return from_, to
 
 
-Range = Annotated[tuple[date, date], Depends(date_range)]
+# The dependencies are async: a pure check needs no worker thread (FastAPI runs a plain `def`
+# dependency in its thread pool, a hop per request that eighty readers take at once).
+async def range_query(
+    from_: Annotated[
+        date, Query(alias="from", description="first local day, YYYY-MM-DD (from 1900-01-01)")
+    ],
+    to: Annotated[
+        date, Query(description="last local day (inclusive), YYYY-MM-DD (to 2147-12-31)")
+    ],
+) -> tuple[date, date]:
+    return date_range(from_, to)
 
 
-def json_response(model: BaseModel) -> Response:
+Range = Annotated[tuple[date, date], Depends(range_query)]
+
+
+def json_answer(model: BaseModel) -> Answer:
     # Serialised by pydantic-core directly: jsonable_encoder takes ~50 ms on an hourly series.
-    return Response(content=model.model_dump_json(by_alias=True), media_type="application/json")
+    return Answer(model.model_dump_json(by_alias=True).encode(), "application/json")
 
 
-def csv_response(body: str, name: str) -> Response:
-    return Response(
-        content=body,
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
+def csv_answer(body: str, name: str) -> Answer:
+    return Answer(
+        body.encode(),
+        "text/csv; charset=utf-8",
+        (("Content-Disposition", f'attachment; filename="{name}.csv"'),),
     )
 
 
+def json_response(model: BaseModel) -> Response:
+    found = json_answer(model)
+    return Response(found.body, media_type=found.media_type)
+
+
+def csv_response(body: str, name: str) -> Response:
+    found = csv_answer(body, name)
+    return Response(found.body, media_type=found.media_type, headers=dict(found.headers))
+
+
 @router.get("/stats/summary", response_class=Response, responses={200: {"model": Summary}})
-def summary(
-    span: Range,
-    session: SessionDep,
-    settings: SettingsDep,
-    _user: StatsUser,
-    format: Format = "json",
+async def summary(
+    span: Range, settings: SettingsDep, reader: StatsUser, format: Format = "json"
 ) -> Response:
-    result = queries.summary(session, *span, settings)
-    if format == "csv":
-        return csv_response(
-            tables.to_csv(["section", "name", "value"], tables.summary_rows(result)), "summary"
-        )
-    return json_response(result)
+    def compute(session: Session) -> Answer:
+        result = queries.summary(session, *span, settings)
+        if format == "csv":
+            rows = tables.summary_rows(result)
+            return csv_answer(tables.to_csv(["section", "name", "value"], rows), "summary")
+        return json_answer(result)
+
+    return await reader.answer(("summary", span, format), compute)
 
 
 @router.get(
     "/stats/answer-times", response_class=Response, responses={200: {"model": AnswerTimesReport}}
 )
-def answer_times(
-    span: Range,
-    session: SessionDep,
-    settings: SettingsDep,
-    _user: StatsUser,
-    format: Format = "json",
+async def answer_times(
+    span: Range, settings: SettingsDep, reader: StatsUser, format: Format = "json"
 ) -> Response:
-    result = queries.answer_times(session, *span, settings)
-    if format == "csv":
-        return csv_response(tables.models_csv(result.days, AnswerTimes), "answer-times")
-    return json_response(result)
+    def compute(session: Session) -> Answer:
+        result = queries.answer_times(session, *span, settings)
+        if format == "csv":
+            return csv_answer(tables.models_csv(result.days, AnswerTimes), "answer-times")
+        return json_answer(result)
+
+    return await reader.answer(("answer-times", span, format), compute)
 
 
 @router.get("/stats/timeseries", response_class=Response, responses={200: {"model": TimeSeries}})
-def timeseries(
+async def timeseries(
     span: Range,
-    session: SessionDep,
     settings: SettingsDep,
-    _user: StatsUser,
+    reader: StatsUser,
     interval: Literal["hour", "day", "month"] = "day",
     format: Format = "json",
 ) -> Response:
     if interval == "hour" and (span[1] - span[0]).days >= MAX_HOURLY_DAYS:
         raise InvalidInput(f"hourly series cover at most {MAX_HOURLY_DAYS} days", field="to")
-    result = queries.timeseries(session, *span, interval, settings)
-    if format == "csv":
-        return csv_response(tables.models_csv(result.points, TimePoint), "timeseries")
-    return json_response(result)
+
+    def compute(session: Session) -> Answer:
+        result = queries.timeseries(session, *span, interval, settings)
+        if format == "csv":
+            return csv_answer(tables.models_csv(result.points, TimePoint), "timeseries")
+        return json_answer(result)
+
+    return await reader.answer(("timeseries", span, interval, format), compute)
 
 
 @router.get("/stats/ivr", response_class=Response, responses={200: {"model": IvrFigures}})
@@ -172,81 +208,85 @@ def ivr(
 
 
 @router.get("/stats/operators", response_class=Response, responses={200: {"model": Operators}})
-def operators(
-    span: Range,
-    session: SessionDep,
-    settings: SettingsDep,
-    _user: StatsUser,
-    format: Format = "json",
+async def operators(
+    span: Range, settings: SettingsDep, reader: StatsUser, format: Format = "json"
 ) -> Response:
-    result = queries.operators(session, *span, settings)
-    if format == "csv":
-        return csv_response(tables.models_csv(result.operators, OperatorFigures), "operators")
-    return json_response(result)
+    def compute(session: Session) -> Answer:
+        result = queries.operators(session, *span, settings)
+        if format == "csv":
+            return csv_answer(tables.models_csv(result.operators, OperatorFigures), "operators")
+        return json_answer(result)
+
+    return await reader.answer(("operators", span, format), compute)
 
 
 @router.get("/stats/callers", response_class=Response, responses={200: {"model": Callers}})
-def callers(
+async def callers(
     span: Range,
-    session: SessionDep,
     settings: SettingsDep,
-    user: StatsUser,
+    reader: StatsUser,
     limit: Annotated[int, Query(ge=1, le=500)] = 20,
     min_pranks: Annotated[int, Query(ge=1, le=1_000_000)] = 2,
     format: Format = "json",
 ) -> Response:
-    result = queries.callers(
-        session,
-        *span,
-        settings,
-        limit=limit,
-        min_pranks=min_pranks,
-        masked=user.role is not Role.admin,
-    )
-    if format == "csv":
-        return csv_response(tables.models_csv(result.callers, CallerFigures), "callers")
-    return json_response(result)
+    masked = reader.user.role is not Role.admin  # only admins see whole numbers
+
+    def compute(session: Session) -> Answer:
+        result = queries.callers(
+            session, *span, settings, limit=limit, min_pranks=min_pranks, masked=masked
+        )
+        if format == "csv":
+            return csv_answer(tables.models_csv(result.callers, CallerFigures), "callers")
+        return json_answer(result)
+
+    return await reader.answer(("callers", span, limit, min_pranks, masked, format), compute)
 
 
 @router.get("/stats/regions", response_class=Response, responses={200: {"model": Regions}})
-def regions(
-    span: Range,
-    session: SessionDep,
-    settings: SettingsDep,
-    _user: StatsUser,
-    format: Format = "json",
+async def regions(
+    span: Range, settings: SettingsDep, reader: StatsUser, format: Format = "json"
 ) -> Response:
-    result = queries.regions(session, *span, settings)
-    if format == "csv":
-        return csv_response(tables.models_csv(result.regions, RegionFigures), "regions")
-    return json_response(result)
+    def compute(session: Session) -> Answer:
+        result = queries.regions(session, *span, settings)
+        if format == "csv":
+            return csv_answer(tables.models_csv(result.regions, RegionFigures), "regions")
+        return json_answer(result)
+
+    return await reader.answer(("regions", span, format), compute)
 
 
-def month_range(
-    month: Annotated[
-        str, Query(pattern=MONTH_PATTERN, description="YYYY-MM, from 1900-01 to 2147-12")
-    ],
-) -> tuple[date, date]:
+def month_range(month: str) -> tuple[date, date]:
     first = date(int(month[:4]), int(month[5:]), 1)
     following = date(first.year + first.month // 12, first.month % 12 + 1, 1)
     return first, following - timedelta(days=1)
 
 
+async def month_query(
+    month: Annotated[
+        str, Query(pattern=MONTH_PATTERN, description="YYYY-MM, from 1900-01 to 2147-12")
+    ],
+) -> tuple[date, date]:
+    return month_range(month)
+
+
 @router.get(
     "/reports/monthly", response_class=Response, responses={200: {"model": report.MonthlyReport}}
 )
-def monthly(
-    span: Annotated[tuple[date, date], Depends(month_range)],
-    session: SessionDep,
+async def monthly(
+    span: Annotated[tuple[date, date], Depends(month_query)],
     settings: SettingsDep,
-    _user: StatsUser,
+    reader: StatsUser,
     format: Literal["json", "csv", "html"] = "json",
 ) -> Response:
-    result = report.monthly(session, *span, settings)
-    if format == "csv":
-        name = f"recap-{span[0]:%Y-%m}"
-        rows = recap_rows(tables.agency_rows(result.summary), result.agency_response)
-        return csv_response(tables.to_csv((*tables.AGENCY_COLUMNS, *RESPONSE_COLUMNS), rows), name)
-    if format == "html":
-        return HTMLResponse(report.render_html(result))
-    return json_response(result)
+    def compute(session: Session) -> Answer:
+        result = report.monthly(session, *span, settings)
+        if format == "csv":
+            name = f"recap-{span[0]:%Y-%m}"
+            rows = recap_rows(tables.agency_rows(result.summary), result.agency_response)
+            columns = (*tables.AGENCY_COLUMNS, *RESPONSE_COLUMNS)
+            return csv_answer(tables.to_csv(columns, rows), name)
+        if format == "html":
+            return Answer(report.render_html(result).encode(), "text/html; charset=utf-8")
+        return json_answer(result)
+
+    return await reader.answer(("monthly", span, format), compute)
