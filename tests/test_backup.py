@@ -4,6 +4,7 @@ database, every call, event, classification and incident is there (SQLite and Po
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -67,12 +68,16 @@ def test_a_backup_taken_while_the_listener_writes_restores_everything(
         seed_records(session, settings)
     backups: list[tuple[Path, int, int]] = []  # file, events stored before, and after it
     suffix = Path(backup.backup_name(database_url)).suffix
-    with FakeAsterisk([spread_over(3.0)], realtime=True) as fake:
+    # Long enough for a whole pg_dump to fit inside the stream on a loaded machine (one took
+    # 3.5 s at load average 10), and each backup begins only once events are being stored.
+    with FakeAsterisk([spread_over(8.0)], realtime=True) as fake:
         listener, store = make_listener(database_url, fake.port, tmp_path / "spool")
         listener.stop_at_eof = True
 
         def back_up_meanwhile() -> None:
             n = 0
+            while not listener.counters.stored_events and not fake.finished.is_set():
+                time.sleep(0.01)
             while not fake.finished.is_set():
                 before = listener.counters.stored_events
                 target = tmp_path / "backups" / f"during-{n}{suffix}"
