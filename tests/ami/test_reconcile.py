@@ -5,6 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
+from callcenter.ami.batch import Batch
+from callcenter.ami.store import CallStore
+from callcenter.commands import reconcile as reconcile_command
 from callcenter.commands.reconcile import Report, reconcile
 from tests.ami.helpers import (
     OUTCOMES,
@@ -54,6 +59,30 @@ def test_calls_never_seen_live_are_created_from_the_logs(database_url: str) -> N
         assert row["caller_id_raw"] == call["caller_id_num"]
         assert row["linkedid"] == call["linkedid"]
         assert row["ended_at"] is not None
+
+
+def test_many_calls_are_written_in_several_transactions_and_none_is_missed(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A long outage leaves tens of thousands of calls to create: written a bounded number at
+    a time (one statement for them all passed PostgreSQL's 65,535 parameters), every one."""
+    monkeypatch.setattr(reconcile_command, "CALLS_PER_WRITE", 2)
+    sizes: list[int] = []
+    write = CallStore.write
+
+    def counted(store: CallStore, batch: Batch) -> None:
+        sizes.append(len(batch.calls))
+        write(store, batch)
+
+    monkeypatch.setattr(CallStore, "write", counted)
+    counts = run_reconcile(database_url, CONCURRENT)
+
+    calls = expected_calls(CONCURRENT)
+    assert len(calls) > 2 * reconcile_command.CALLS_PER_WRITE
+    assert max(sizes) == 2
+    assert sum(sizes) == len(calls)
+    assert counts.created == len(calls)
+    assert sorted(exported(database_url)) == sorted(c["uniqueid"] for c in calls)
 
 
 def test_a_gap_call_is_completed_and_seen_calls_are_left_alone(
