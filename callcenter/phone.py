@@ -53,7 +53,9 @@ class CallerNumber:
         return self.e164 if self.e164 else f"{self.status.value}:{self.raw.strip()}"
 
 
-def normalise(raw: str | None, region: str = "ID") -> CallerNumber:
+def normalise(raw: str | None, region: str = "ID", *, place: bool = True) -> CallerNumber:
+    """``place=False`` leaves ``region`` (the place name) out: the IVR needs only the E.164
+    number, and loading the place names would add ~0.3 s to each process AGI's start."""
     raw = "" if raw is None else raw
     text = raw.strip()
     if text.lower() in WITHHELD_VALUES:
@@ -82,7 +84,7 @@ def normalise(raw: str | None, region: str = "ID") -> CallerNumber:
         status=CallerIdStatus.valid,
         e164=phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164),
         line_type=_LINE_TYPES.get(phonenumbers.number_type(number)),
-        region=_region(number),
+        region=_region(number) if place else None,
     )
 
 
