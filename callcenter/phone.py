@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 
 import phonenumbers
-from phonenumbers import PhoneNumberType, geocoder, shortnumberinfo
+from phonenumbers import PhoneNumberType, shortnumberinfo
 
 from callcenter.models import CallerIdStatus
 
@@ -53,7 +53,9 @@ class CallerNumber:
         return self.e164 if self.e164 else f"{self.status.value}:{self.raw.strip()}"
 
 
-def normalise(raw: str | None, region: str = "ID") -> CallerNumber:
+def normalise(raw: str | None, region: str = "ID", *, place: bool = True) -> CallerNumber:
+    """``place=False`` leaves ``region`` (the place name) out: the IVR needs only the E.164
+    number, and loading the place names would add ~0.3 s to each process AGI's start."""
     raw = "" if raw is None else raw
     text = raw.strip()
     if text.lower() in WITHHELD_VALUES:
@@ -82,5 +84,13 @@ def normalise(raw: str | None, region: str = "ID") -> CallerNumber:
         status=CallerIdStatus.valid,
         e164=phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164),
         line_type=_LINE_TYPES.get(phonenumbers.number_type(number)),
-        region=geocoder.description_for_number(number, "id") or None,
+        region=_region(number) if place else None,
     )
+
+
+def _region(number: phonenumbers.PhoneNumber) -> str | None:
+    # Imported at the first valid number: the geocoder loads every country's place names
+    # (~0.3 s), a cost every `callcenter` process would otherwise pay at start-up.
+    from phonenumbers import geocoder
+
+    return geocoder.description_for_number(number, "id") or None

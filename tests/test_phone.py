@@ -26,6 +26,17 @@ def test_numbers_become_e164_with_line_type_and_region(
     assert number.key == e164
 
 
+def test_without_place_the_number_is_the_same_and_has_no_region() -> None:
+    """The IVR's lookup: the E.164 number alone, without loading the place names."""
+    number = normalise("0388 21234", "ID", place=False)
+    assert (number.status, number.e164, number.line_type) == (
+        CallerIdStatus.valid,
+        "+6238821234",
+        "fixed",
+    )
+    assert number.region is None
+
+
 @pytest.mark.parametrize("raw", ["anonymous", "unknown", "<unknown>", "", "  ", "Anonymous"])
 def test_withheld_caller_ids_are_withheld(raw: str) -> None:
     number = normalise(raw)

@@ -12,19 +12,20 @@ import argparse
 import logging
 import signal
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
-from callcenter import metrics, sdnotify
-from callcenter.ami.pbx_lock import PbxLock, PbxLockHeld
-from callcenter.ami.runtime import AmiRuntime
-from callcenter.api.health import add_readiness_probe
-from callcenter.app import create_app
-from callcenter.db import make_engine, migrate
-from callcenter.ivr.server import FastAgiBindError, FastAgiServer
-from callcenter.notify.runtime import NotifyRuntime
 from callcenter.settings import get_settings
+
+# The app and the parts beside it are imported where they start (~1.3 CPU s): `--workers N`
+# only supervises (each worker imports the app itself), and a refused start loads none of it.
+if TYPE_CHECKING:
+    from callcenter import sdnotify
+    from callcenter.ami.pbx_lock import PbxLock
+    from callcenter.ami.runtime import AmiRuntime
+    from callcenter.ivr.server import FastAgiServer
+    from callcenter.notify.runtime import NotifyRuntime
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +106,8 @@ def _run(args: argparse.Namespace) -> int:
             "`callcenter fastagi` beside it"
         )
     if not args.no_migrate:
+        from callcenter.db import make_engine, migrate
+
         # Like a prestart step: the embedded default just works; replicas can pass --no-migrate.
         engine = make_engine(settings.resolved_database_url)
         if migrate.is_at_head_or_unreachable(engine) is None:
@@ -126,6 +129,14 @@ def _run(args: argparse.Namespace) -> int:
             timeout_graceful_shutdown=SHUTDOWN_STREAMS,
         )
         return 0
+    from callcenter import metrics, sdnotify
+    from callcenter.ami.pbx_lock import PbxLock, PbxLockHeld
+    from callcenter.ami.runtime import AmiRuntime
+    from callcenter.api.health import add_readiness_probe
+    from callcenter.app import create_app
+    from callcenter.ivr.server import FastAgiBindError, FastAgiServer
+    from callcenter.notify.runtime import NotifyRuntime
+
     app = create_app(settings)
     fastagi: FastAgiServer | None = None
     runtime: AmiRuntime | None = None

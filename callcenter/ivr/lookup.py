@@ -106,7 +106,7 @@ def count_recent_pranks(
     from callcenter.models import Call, Classification
     from callcenter.phone import normalise
 
-    number = normalise(caller_raw, settings.phone_region)
+    number = normalise(caller_raw, settings.phone_region, place=False)
     if number.e164 is None:  # withheld, short code or malformed: queued normally
         return None, 0
     own_engine = engine is None

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -46,19 +50,9 @@ def wait_for_line(process: subprocess.Popen[bytes], text: str) -> None:
     raise AssertionError(f"{text!r} never appeared")
 
 
-def second_refused(
-    first: list[str], second: list[str], env1: dict[str, str], env2: dict[str, str]
-) -> str:
-    running = start(first, env1)
-    try:
-        wait_for_line(running, "Uvicorn running" if "serve" in first else "AMI")
-        time.sleep(0.5)
-        result = subprocess.run(second, env=env2, capture_output=True, timeout=60)
-    finally:
-        running.terminate()
-        running.wait(timeout=30)
-        assert running.stderr is not None
-        running.stderr.close()
+def refused(second: list[str], environ: dict[str, str]) -> str:
+    """Run the second backend beside the holder: it must exit 1 with one clear line."""
+    result = subprocess.run(second, env=environ, capture_output=True, timeout=60)
     assert result.returncode == 1, result.stderr.decode()
     stderr = result.stderr.decode()
     assert "Traceback" not in stderr
@@ -68,42 +62,75 @@ def second_refused(
 SERVE = [CALLCENTER, "serve", "--host", "127.0.0.1", "--port", "0", "--no-migrate"]
 
 
-def test_second_serve_on_the_same_host_is_refused(database_url: str, tmp_path: Path) -> None:
-    environ = listener_environ(database_url, tmp_path / "data")
+@dataclass(frozen=True)
+class Holder:
+    """A running `callcenter serve` that holds the lock on PBX 'ttu-pbx-1'."""
 
-    stderr = second_refused(SERVE, SERVE, environ, environ)
+    database_url: str
+    environ: dict[str, str]
+
+
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def holder(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Holder]:
+    """One holder per database for the whole module: each test starts only the backend that
+    meets it (a serve start costs ~2 CPU s), and the holder is the same as one per test's."""
+    if request.param == "sqlite":
+        path = tmp_path_factory.mktemp("holder-db") / "callcenter.db"
+        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        database_url = f"sqlite:///{path}"
+    else:
+        database_url = request.getfixturevalue("postgres_url")
+    environ = listener_environ(database_url, tmp_path_factory.mktemp("host-a"))
+    running = start(SERVE, environ)
+    assert running.stderr is not None
+    stderr = running.stderr
+    try:
+        wait_for_line(running, "Uvicorn running")
+        # Its log goes on while the tests run: read it, or a full pipe would stall it.
+        drain = threading.Thread(target=stderr.read, daemon=True)
+        drain.start()
+        time.sleep(0.5)
+        yield Holder(database_url, environ)
+    finally:
+        running.terminate()
+        running.wait(timeout=30)
+        stderr.close()
+
+
+def test_second_serve_on_the_same_host_is_refused(holder: Holder) -> None:
+    stderr = refused(SERVE, holder.environ)
 
     assert "another AMI listener for PBX 'ttu-pbx-1' is running on this host" in stderr
 
 
+@pytest.mark.parametrize("holder", ["postgres"], indirect=True)
 @pytest.mark.postgres
 def test_second_listener_elsewhere_on_the_same_postgres_is_refused(
-    postgres_url: str, tmp_path: Path
+    holder: Holder, tmp_path: Path
 ) -> None:
     """Another host (another data dir) sharing the database: PostgreSQL's advisory lock."""
-    first = listener_environ(postgres_url, tmp_path / "host-a")
-    second = listener_environ(postgres_url, tmp_path / "host-b")
+    second = listener_environ(holder.database_url, tmp_path / "host-b")
 
-    stderr = second_refused(SERVE, [CALLCENTER, "ami"], first, second)
+    stderr = refused([CALLCENTER, "ami"], second)
 
     assert "is writing to this database (PostgreSQL advisory lock held)" in stderr
 
 
-def test_another_pbx_name_runs_beside_it(database_url: str, tmp_path: Path) -> None:
-    environ = listener_environ(database_url, tmp_path / "data")
-    other = {**environ, "CALLCENTER_AMI__PBX_NAME": "soe-pbx"}
-    running = start(SERVE, environ)
+def test_another_pbx_name_runs_beside_it(holder: Holder) -> None:
+    other = {**holder.environ, "CALLCENTER_AMI__PBX_NAME": "soe-pbx"}
+    beside = start(SERVE, other)
     try:
-        wait_for_line(running, "Uvicorn running")
-        beside = start(SERVE, other)
         wait_for_line(beside, "Uvicorn running")
         assert beside.poll() is None
         beside.terminate()
         assert beside.wait(timeout=30) == 0
+    finally:
+        if beside.poll() is None:
+            beside.kill()
+            beside.wait()
         assert beside.stderr is not None
         beside.stderr.close()
-    finally:
-        running.terminate()
-        running.wait(timeout=30)
-        assert running.stderr is not None
-        running.stderr.close()
