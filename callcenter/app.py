@@ -26,6 +26,7 @@ from callcenter.db.migrate import is_at_head_or_unreachable
 from callcenter.errors import CallCenterError, ServiceUnavailable
 from callcenter.incidents import routes as incident_routes
 from callcenter.notify import routes as notify_routes
+from callcenter.phone import load_places
 from callcenter.settings import Settings, get_settings
 from callcenter.stats import routes as stats_routes
 from callcenter.stats.refresher import RollupRefresher
@@ -56,6 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
         app.state.settings = settings
         app.state.engine = engine
+        load_places()  # before the first screen pop, not during it
         app.state.sessionmaker = make_sessionmaker(engine)
         # The write threads' own connections: a tag never waits for a pooled connection that
         # statistics readers (or anyone) hold.

@@ -88,9 +88,16 @@ def normalise(raw: str | None, region: str = "ID", *, place: bool = True) -> Cal
     )
 
 
+def load_places() -> None:
+    """Loads the place names now: long-running parts that name places (the AMI listener, the
+    API) call this at start-up, so the first caller after a restart does not wait ~0.4 s."""
+    from phonenumbers import geocoder  # noqa: F401
+
+
 def _region(number: phonenumbers.PhoneNumber) -> str | None:
-    # Imported at the first valid number: the geocoder loads every country's place names
-    # (~0.3 s), a cost every `callcenter` process would otherwise pay at start-up.
+    # Imported at the first valid number unless load_places() ran: the geocoder loads every
+    # country's place names (~0.3 s), a cost a short-lived process (a CLI command, a process
+    # AGI) should not pay at start-up when it names no place.
     from phonenumbers import geocoder
 
     return geocoder.description_for_number(number, "id") or None

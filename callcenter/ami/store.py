@@ -36,7 +36,7 @@ from callcenter.ami.caller_counts import COUNT_CALLERS, CallerCount, caller_row_
 from callcenter.ami.event_rows import DuplicateEvents, append_events
 from callcenter.db.sqlite_checkpoints import WalCheckpointer
 from callcenter.models import Call, CallerIdStatus, Outcome
-from callcenter.phone import CallerNumber
+from callcenter.phone import CallerNumber, load_places
 
 
 class StoreUnavailable(Exception):
@@ -62,7 +62,8 @@ class CallStore:
 
     def start(self) -> None:
         """Before a stream of writes: on an SQLite file, checkpoints move to a thread of their
-        own (see callcenter.db.sqlite_checkpoints)."""
+        own (see callcenter.db.sqlite_checkpoints); the callers' place names are loaded."""
+        load_places()
         if WalCheckpointer.applies_to(self.engine):
             self._checkpointer = WalCheckpointer(self.engine)
             self._checkpointer.start()
