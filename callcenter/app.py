@@ -31,7 +31,6 @@ from callcenter.settings import Settings, get_settings
 from callcenter.stats import routes as stats_routes
 from callcenter.stats.refresher import RollupRefresher
 from callcenter.stats.shared import SharedReads
-from callcenter.stats.turns import ReaderTurns
 from callcenter.users import routes as users_routes
 from callcenter.users.login import LoginGuard
 from callcenter.users.service import MIN_PASSWORD_LENGTH
@@ -114,8 +113,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
 
     app.add_exception_handler(RequestValidationError, validation.validation_error)
-    # Inside the observer, so a request's time includes its wait for a turn.
-    app.add_middleware(ReaderTurns)
     app.add_middleware(observe.RequestObserver)
     errors.install(app)  # 404, 405, 503 when the database is away, 500: the same JSON shape
     app.add_middleware(RefuseNul)

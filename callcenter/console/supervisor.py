@@ -18,18 +18,17 @@ from callcenter.errors import InvalidInput
 from callcenter.incidents import service as incidents
 from callcenter.models import Classification
 from callcenter.settings import Settings
-from callcenter.stats import queries, report, tables, turns
+from callcenter.stats import queries, report, tables
 from callcenter.stats.routes import csv_response, date_range, month_range
 
 router = APIRouter(prefix=web.PREFIX, include_in_schema=False)
 CLASSES = [*(c.value for c in Classification), "unclassified"]
 
 
-async def _caught_up(refresher: RefresherDep, request: Request) -> None:
+async def _caught_up(refresher: RefresherDep) -> None:
     """The rollups include every commit made before the request: the app's refresher does the
     work once for all readers, so a page never takes SQLite's write lock itself."""
-    async with turns.waiting(request):
-        await refresher.fresh()
+    await refresher.fresh()
 
 
 # A parameter of the supervisor's pages, after the page's log-in check.

@@ -50,7 +50,6 @@ class RollupRefresher:
         self._safety = safety
         self._wake = threading.Condition()
         self._waiting: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[int]]] = []
-        self._serving = 0  # readers the running refresh will answer
         self._closed = False
         self._thread = threading.Thread(target=self._serve, name="rollup-refresh", daemon=True)
         self._thread.start()
@@ -64,12 +63,6 @@ class RollupRefresher:
             self._waiting.append((loop, future))
             self._wake.notify()
         return await future
-
-    @property
-    def waiting_readers(self) -> int:
-        """Readers waiting for a refresh, the running one or the next (for tests and metrics)."""
-        with self._wake:
-            return self._serving + len(self._waiting)
 
     def refresh_once(self) -> int:
         """One refresh in a transaction of its own (on the calling thread)."""
@@ -100,7 +93,6 @@ class RollupRefresher:
             with self._wake:
                 # Everyone who asked before this refresh begins is served by it.
                 batch, self._waiting = self._waiting, []
-                self._serving = len(batch)
             began = time.monotonic()
             generation += 1
             error: BaseException | None = None
@@ -112,8 +104,6 @@ class RollupRefresher:
             for loop, future in batch:
                 with contextlib.suppress(RuntimeError):  # that loop has closed: nobody waits
                     loop.call_soon_threadsafe(_settle, future, generation, error)
-            with self._wake:
-                self._serving = 0
 
 
 def _settle(future: asyncio.Future[int], generation: int, error: BaseException | None) -> None:

@@ -24,7 +24,7 @@ from callcenter.errors import InvalidInput
 from callcenter.ivr.stats import IvrDay, IvrFigures, ivr_days
 from callcenter.models import Role, User
 from callcenter.notify.stats import RESPONSE_COLUMNS, recap_rows
-from callcenter.stats import queries, report, tables, turns
+from callcenter.stats import queries, report, tables
 from callcenter.stats.schemas import (
     AnswerTimes,
     AnswerTimesReport,
@@ -54,13 +54,11 @@ class FreshReader:
     user: User
     generation: int
     shared: SharedReads
-    request: Request
 
     async def answer(self, question: Hashable, compute: Callable[[Session], Answer]) -> Response:
         """``compute``'s answer, computed once for every reader of ``question`` served by this
         refresh: ``question`` must name everything the answer depends on."""
-        async with turns.waiting(self.request):
-            found = await self.shared.answer(question, self.generation, compute)
+        found = await self.shared.answer(question, self.generation, compute)
         return Response(found.body, media_type=found.media_type, headers=dict(found.headers))
 
 
@@ -80,12 +78,11 @@ async def fresh_rollups(
         session.commit()
         return user
 
-    async with turns.waiting(request):
-        user = await asyncio.get_running_loop().run_in_executor(
-            request.app.state.commit_executor, check
-        )
-        generation = await refresher.fresh()
-    return FreshReader(user, generation, request.app.state.shared_reads, request)
+    user = await asyncio.get_running_loop().run_in_executor(
+        request.app.state.commit_executor, check
+    )
+    generation = await refresher.fresh()
+    return FreshReader(user, generation, request.app.state.shared_reads)
 
 
 StatsUser = Annotated[FreshReader, Depends(fresh_rollups)]
