@@ -1,5 +1,9 @@
 """The caller-ID table from issue 2: kept as received, E.164 when it is a number, never guessed."""
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from callcenter.models import CallerIdStatus
@@ -63,3 +67,44 @@ def test_112_is_a_short_code_not_e164() -> None:
     assert number.status is CallerIdStatus.short_code
     assert number.e164 is None
     assert number.raw == "112"
+
+
+LISTENER_STARTS = """
+from callcenter.ami.store import CallStore
+from callcenter.db import make_engine, make_sessionmaker
+CallStore(make_sessionmaker(make_engine("sqlite:///{tmp}/x.db")), pbx="p").start()
+"""
+API_STARTS = """
+from fastapi.testclient import TestClient
+from callcenter.app import create_app
+from callcenter.db import make_engine, migrate
+from callcenter.settings import Settings
+settings = Settings(
+    environment="test",
+    database_url="sqlite:///{tmp}/api.db",
+    data_dir="{tmp}/data",
+    token_secret="test-secret-" + "x" * 32,
+    ami={{"enabled": False}},
+    fastagi={{"enabled": False}},
+)
+migrate.upgrade(make_engine(settings.resolved_database_url))
+with TestClient(create_app(settings)):
+    pass
+"""
+
+
+@pytest.mark.parametrize("starts", [LISTENER_STARTS, API_STARTS], ids=["listener", "api"])
+def test_the_listener_and_the_api_load_the_place_names_before_the_first_call(
+    starts: str, tmp_path: Path
+) -> None:
+    """Loaded lazily, the place names cost the first caller after a restart ~0.4 s."""
+    probe = (
+        "import sys\n"
+        + starts.format(tmp=tmp_path)
+        + "print('phonenumbers.geocoder' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[-1] == "True"
