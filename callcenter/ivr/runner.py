@@ -83,28 +83,40 @@ def _run_call(
 
 
 def record(facts: RunFacts, settings: Settings, engine: Engine | None = None) -> None:
-    """Write the run; a database that is down costs the record, never the call."""
+    """Write the run; while the database is away the run waits on disk (ivr.pending) and is
+    written after the next one that is recorded: a database that is down never costs the call,
+    nor the record of it."""
     if not facts.uniqueid:
         log.warning("AGI session without agi_uniqueid: nothing recorded")
         return
-    try:
-        # Imported here, not at the top: process AGI start-up does not wait for SQLAlchemy.
-        from callcenter.ivr.lookup import lookup_engine
-        from callcenter.ivr.store import record_run
+    # Imported here, not at the top: process AGI start-up does not wait for SQLAlchemy.
+    from callcenter.ivr import pending
+    from callcenter.ivr.lookup import lookup_engine
+    from callcenter.ivr.store import record_run
 
+    folder = settings.data_dir / pending.FOLDER
+    try:
         own = engine is None
         used = lookup_engine(settings.resolved_database_url) if engine is None else engine
         try:
             record_run(used, facts)
+            pending.drain(folder, used)
         finally:
             if own:
                 used.dispose()
     except Exception as exc:  # database down: the call itself is unharmed, say so briefly
         first_line = str(exc).splitlines()[0][:200] if str(exc) else ""
+        kept = ""
+        if isinstance(exc, pending.UNAVAILABLE):
+            try:
+                kept = f"; kept in {pending.keep(folder, facts)} until it is back"
+            except OSError as disk:
+                kept = f"; and could not keep it on disk: {disk}"
         log.error(
-            "could not record the IVR run of %s:%s: %s: %s",
+            "could not record the IVR run of %s:%s: %s: %s%s",
             facts.pbx,
             facts.uniqueid,
             type(exc).__name__,
             first_line,
+            kept,
         )

@@ -168,6 +168,8 @@ def test_database_down_queues_at_normal_priority(closed_port: int, tmp_path: Pat
     assert run.returncode == 0
     assert "caller look-up missed" in run.stderr
     assert "could not record the IVR run" in run.stderr
+    # Kept on disk, recorded with the next run once the database is back (ivr.pending).
+    assert len(list((tmp_path / "data" / "ivr-pending").glob("*.json"))) == 1
 
 
 def test_lookup_past_its_deadline_queues_at_normal_priority(
