@@ -137,3 +137,20 @@ def test_only_admins_read_the_trail(client: TestClient, login: LoginFn) -> None:
         client.get("/api/v1/audit", params={"limit": 0}, headers=login(Role.admin)).status_code
         == 422
     )
+
+
+def test_the_top_callers_statistic_is_audited_and_the_others_are_not(
+    client: TestClient, login: LoginFn, session_factory: sessionmaker[Session]
+) -> None:
+    supervisor = login(Role.supervisor, username="sari")
+    span = {"from": "2025-01-01", "to": "2025-12-31"}
+    for path in ("summary", "answer-times", "timeseries", "operators", "regions", "callers"):
+        assert client.get(f"/api/v1/stats/{path}", params=span, headers=supervisor).is_success
+    assert client.get(
+        "/api/v1/reports/monthly", params={"month": "2025-01"}, headers=supervisor
+    ).is_success
+
+    sari = user_id(session_factory, "sari")
+    entries = [e for e in trail(client, login(Role.admin)) if e["actor_id"] == sari]
+    assert [e["action"] for e in entries] == ["callers.top.read"]
+    assert entries[0]["details"]["query"] == span
