@@ -25,7 +25,7 @@ from callcenter.users.login import LoginGuard
 from callcenter.users.security import TokenClaims, issue_token, read_token_claims
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
-_bearer = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
+bearer_token = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
 
 
 class Token(BaseModel):
@@ -45,7 +45,7 @@ def user_id_from_token(token: str | None, settings: Settings) -> int:
 
 
 async def token_claims(
-    token: Annotated[str | None, Depends(_bearer)], settings: SettingsDep
+    token: Annotated[str | None, Depends(bearer_token)], settings: SettingsDep
 ) -> TokenClaims:
     """The claims of the request's bearer token: a pure check, so no worker thread."""
     return claims_from_token(token, settings)

@@ -18,14 +18,15 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 from sqlalchemy.orm import Session, sessionmaker
 
-from callcenter.api.auth import SupervisorUser, TokenClaimsDep, active_user, admit
-from callcenter.api.deps import RefresherDep, SessionDep, SettingsDep
+from callcenter.api.auth import SupervisorUser, active_user, admit, bearer_token, claims_from_token
+from callcenter.api.deps import SessionDep, SettingsDep
 from callcenter.audit.routes import record_personal_read
 from callcenter.errors import InvalidInput
 from callcenter.ivr.stats import IvrDay, IvrFigures, ivr_days
 from callcenter.models import Role, User
 from callcenter.notify.stats import RESPONSE_COLUMNS, recap_rows
 from callcenter.stats import queries, report, tables
+from callcenter.stats.refresher import RollupRefresher
 from callcenter.stats.schemas import (
     AnswerTimes,
     AnswerTimesReport,
@@ -64,7 +65,7 @@ class FreshReader:
 
 
 async def fresh_rollups(
-    token: TokenClaimsDep, refresher: RefresherDep, request: Request
+    bearer: Annotated[str | None, Depends(bearer_token)], request: Request
 ) -> FreshReader:
     """The statistics user, after the rollups caught up with the calls table.
 
@@ -74,7 +75,10 @@ async def fresh_rollups(
     request-scoped session: a reader's request is light on the event loop, because eighty of
     them wake together after each refresh while operators tag calls on that same loop.
     """
-    factory: sessionmaker[Session] = request.app.state.sessionmaker
+    # From the app's state, not dependencies: each dependency FastAPI solves per request.
+    state = request.app.state
+    token = claims_from_token(bearer, state.settings)
+    factory: sessionmaker[Session] = state.sessionmaker
 
     def check() -> User:
         with factory() as session:
@@ -82,11 +86,10 @@ async def fresh_rollups(
             admit(user, Role.supervisor)
             return user  # detached on close, its columns loaded
 
-    user = await asyncio.get_running_loop().run_in_executor(
-        request.app.state.commit_executor, check
-    )
+    user = await asyncio.get_running_loop().run_in_executor(state.commit_executor, check)
+    refresher: RollupRefresher = state.rollup_refresher
     generation = await refresher.fresh()
-    return FreshReader(user, generation, request.app.state.shared_reads)
+    return FreshReader(user, generation, state.shared_reads)
 
 
 StatsUser = Annotated[FreshReader, Depends(fresh_rollups)]
