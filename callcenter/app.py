@@ -29,6 +29,7 @@ from callcenter.notify import routes as notify_routes
 from callcenter.phone import load_places
 from callcenter.settings import Settings, get_settings
 from callcenter.stats import routes as stats_routes
+from callcenter.stats.admitted import RecentlyAdmitted
 from callcenter.stats.refresher import RollupRefresher
 from callcenter.stats.shared import SharedReads
 from callcenter.users import routes as users_routes
@@ -75,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             safety=timedelta(seconds=settings.stats.refresh_safety_seconds),
         )
         app.state.shared_reads = SharedReads(app.state.sessionmaker)
+        app.state.admitted_readers = RecentlyAdmitted()
         # Startup objects leave the collector's scans: a full collection then takes ~1 ms
         # instead of ~60 ms, which otherwise hit large statistics responses at random.
         gc.freeze()

@@ -25,7 +25,9 @@ from callcenter.errors import InvalidInput
 from callcenter.ivr.stats import IvrDay, IvrFigures, ivr_days
 from callcenter.models import Role, User
 from callcenter.notify.stats import RESPONSE_COLUMNS, recap_rows
+from callcenter.settings import Settings
 from callcenter.stats import queries, report, tables
+from callcenter.stats.admitted import RecentlyAdmitted
 from callcenter.stats.refresher import RollupRefresher
 from callcenter.stats.schemas import (
     AnswerTimes,
@@ -56,6 +58,7 @@ class FreshReader:
     user: User
     generation: int
     shared: SharedReads
+    settings: Settings
 
     async def answer(self, question: Hashable, compute: Callable[[Session], Answer]) -> Response:
         """``compute``'s answer, computed once for every reader of ``question`` served by this
@@ -69,11 +72,12 @@ async def fresh_rollups(
 ) -> FreshReader:
     """The statistics user, after the rollups caught up with the calls table.
 
-    One hop to a commit thread checks the user in a session of its own, which gives its
-    connection back at once: eighty readers waiting for a refresh must not hold the connections
-    the refresh (and everyone else) needs, nor each take a request thread of their own. No
-    request-scoped session: a reader's request is light on the event loop, because eighty of
-    them wake together after each refresh while operators tag calls on that same loop.
+    One hop to a commit thread checks the user (at most once a second: stats.admitted) in a
+    session of its own, which gives its connection back at once: eighty readers waiting for a
+    refresh must not hold the connections the refresh (and everyone else) needs, nor each take
+    a request thread of their own. No request-scoped session, and the settings come with the
+    reader: a reader's request stays light on the event loop, because eighty of them wake
+    together after each refresh while operators tag calls on that same loop.
     """
     # From the app's state, not dependencies: each dependency FastAPI solves per request.
     state = request.app.state
@@ -86,10 +90,14 @@ async def fresh_rollups(
             admit(user, Role.supervisor)
             return user  # detached on close, its columns loaded
 
-    user = await asyncio.get_running_loop().run_in_executor(state.commit_executor, check)
+    admitted: RecentlyAdmitted = state.admitted_readers
+    user = admitted.get(token)
+    if user is None:
+        user = await asyncio.get_running_loop().run_in_executor(state.commit_executor, check)
+        admitted.add(token, user)
     refresher: RollupRefresher = state.rollup_refresher
     generation = await refresher.fresh()
-    return FreshReader(user, generation, state.shared_reads)
+    return FreshReader(user, generation, state.shared_reads, state.settings)
 
 
 StatsUser = Annotated[FreshReader, Depends(fresh_rollups)]
@@ -151,9 +159,9 @@ def csv_response(body: str, name: str) -> Response:
 
 
 @router.get("/stats/summary", response_class=Response, responses={200: {"model": Summary}})
-async def summary(
-    span: Range, settings: SettingsDep, reader: StatsUser, format: Format = "json"
-) -> Response:
+async def summary(span: Range, reader: StatsUser, format: Format = "json") -> Response:
+    settings = reader.settings
+
     def compute(session: Session) -> Answer:
         result = queries.summary(session, *span, settings)
         if format == "csv":
@@ -167,9 +175,9 @@ async def summary(
 @router.get(
     "/stats/answer-times", response_class=Response, responses={200: {"model": AnswerTimesReport}}
 )
-async def answer_times(
-    span: Range, settings: SettingsDep, reader: StatsUser, format: Format = "json"
-) -> Response:
+async def answer_times(span: Range, reader: StatsUser, format: Format = "json") -> Response:
+    settings = reader.settings
+
     def compute(session: Session) -> Answer:
         result = queries.answer_times(session, *span, settings)
         if format == "csv":
@@ -182,11 +190,11 @@ async def answer_times(
 @router.get("/stats/timeseries", response_class=Response, responses={200: {"model": TimeSeries}})
 async def timeseries(
     span: Range,
-    settings: SettingsDep,
     reader: StatsUser,
     interval: Literal["hour", "day", "month"] = "day",
     format: Format = "json",
 ) -> Response:
+    settings = reader.settings
     if interval == "hour" and (span[1] - span[0]).days >= MAX_HOURLY_DAYS:
         raise InvalidInput(f"hourly series cover at most {MAX_HOURLY_DAYS} days", field="to")
 
@@ -215,9 +223,9 @@ def ivr(
 
 
 @router.get("/stats/operators", response_class=Response, responses={200: {"model": Operators}})
-async def operators(
-    span: Range, settings: SettingsDep, reader: StatsUser, format: Format = "json"
-) -> Response:
+async def operators(span: Range, reader: StatsUser, format: Format = "json") -> Response:
+    settings = reader.settings
+
     def compute(session: Session) -> Answer:
         result = queries.operators(session, *span, settings)
         if format == "csv":
@@ -236,12 +244,12 @@ async def operators(
 )
 async def callers(
     span: Range,
-    settings: SettingsDep,
     reader: StatsUser,
     limit: Annotated[int, Query(ge=1, le=500)] = 20,
     min_pranks: Annotated[int, Query(ge=1, le=1_000_000)] = 2,
     format: Format = "json",
 ) -> Response:
+    settings = reader.settings
     masked = reader.user.role is not Role.admin  # only admins see whole numbers
 
     def compute(session: Session) -> Answer:
@@ -256,9 +264,9 @@ async def callers(
 
 
 @router.get("/stats/regions", response_class=Response, responses={200: {"model": Regions}})
-async def regions(
-    span: Range, settings: SettingsDep, reader: StatsUser, format: Format = "json"
-) -> Response:
+async def regions(span: Range, reader: StatsUser, format: Format = "json") -> Response:
+    settings = reader.settings
+
     def compute(session: Session) -> Answer:
         result = queries.regions(session, *span, settings)
         if format == "csv":
@@ -287,10 +295,11 @@ async def month_query(
 )
 async def monthly(
     span: Annotated[tuple[date, date], Depends(month_query)],
-    settings: SettingsDep,
     reader: StatsUser,
     format: Literal["json", "csv", "html"] = "json",
 ) -> Response:
+    settings = reader.settings
+
     def compute(session: Session) -> Answer:
         result = report.monthly(session, *span, settings)
         if format == "csv":
