@@ -11,11 +11,11 @@ from callcenter.db import make_sessionmaker, transaction
 from callcenter.incidents import agencies
 from callcenter.settings import SHARE_ROOT, Settings
 
+# Alembic is imported by the functions that use it: it brings Mako and Pygments (~0.15 s), which
+# processes that only import this module (`callcenter --help`, `callcenter backup`) never need.
 if TYPE_CHECKING:
     from alembic.config import Config
 
-# Alembic is imported by the functions that use it: it brings Mako and Pygments (~0.15 s), which
-# processes that only import this module (`callcenter --help`, `callcenter backup`) never need.
 MIGRATIONS_DIR = SHARE_ROOT / "migrations"
 
 

@@ -9,20 +9,16 @@ that two sessions drain at once is stored once.
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import logging
 import os
 import threading
 import uuid
-from datetime import datetime
 from pathlib import Path
-from typing import Any
 
+from pydantic import TypeAdapter
 from sqlalchemy import Engine
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from callcenter.ivr.flow import CallerFlag, Outcome
 from callcenter.ivr.session import RunFacts
 from callcenter.ivr.store import record_run
 
@@ -32,30 +28,20 @@ FOLDER = "ivr-pending"  # under the data folder
 # The database is away: the run waits (any other error would fail the same way again).
 UNAVAILABLE = (OperationalError, InterfaceError)
 _draining = threading.Lock()  # one drain at a time in a process
+_RUN = TypeAdapter(RunFacts)  # a run as JSON and back (datetimes, enums)
 
 
 def keep(folder: Path, facts: RunFacts) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    data = dataclasses.asdict(facts)
-    for name in ("started_at", "ended_at"):
-        data[name] = data[name].isoformat() if data[name] is not None else None
-    data["flag"] = facts.flag.value if facts.flag else None
-    data["outcome"] = facts.outcome.value
     path = folder / f"{facts.started_at:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}.json"
     partial = path.with_suffix(".part")
-    partial.write_text(json.dumps(data))
+    partial.write_bytes(_RUN.dump_json(facts))
     os.replace(partial, path)
     return path
 
 
 def read(path: Path) -> RunFacts:
-    data: dict[str, Any] = json.loads(path.read_text())
-    for name in ("started_at", "ended_at"):
-        if data[name] is not None:
-            data[name] = datetime.fromisoformat(data[name])
-    data["flag"] = CallerFlag(data["flag"]) if data["flag"] else None
-    data["outcome"] = Outcome(data["outcome"])
-    return RunFacts(**data)
+    return _RUN.validate_json(path.read_bytes())
 
 
 def waiting(folder: Path) -> list[Path]:
@@ -76,7 +62,7 @@ def drain(folder: Path, engine: Engine) -> int:
         for path in waiting(folder):
             try:
                 facts = read(path)
-            except (OSError, ValueError, TypeError, KeyError) as exc:
+            except (OSError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
                 log.error("unreadable kept IVR run %s moved aside: %s", path.name, exc)
                 path.rename(path.with_suffix(".corrupt"))
                 continue
