@@ -3,9 +3,10 @@ call is served either way, and its record is not lost (ivr.pending)."""
 
 from __future__ import annotations
 
-import socket
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,7 +18,7 @@ from callcenter.settings import Settings
 from tests.ivr.harness import ivr_runs
 
 
-def facts(uniqueid: str, **changes: object) -> RunFacts:
+def facts(uniqueid: str, **changes: Any) -> RunFacts:
     began = datetime(2026, 12, 2, 1, 30, tzinfo=UTC)
     run = RunFacts(
         pbx="ttu",
@@ -35,17 +36,12 @@ def facts(uniqueid: str, **changes: object) -> RunFacts:
         outcome=Outcome.completed,
         ended_at=began + timedelta(seconds=4),
     )
-    for name, value in changes.items():
-        setattr(run, name, value)
-    return run
+    return dataclasses.replace(run, **changes)
 
 
 @pytest.fixture
-def database_down(settings: Settings) -> Settings:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    url = f"postgresql+psycopg://postgres@127.0.0.1:{port}/nowhere"
+def database_down(settings: Settings, closed_port: int) -> Settings:
+    url = f"postgresql+psycopg://postgres@127.0.0.1:{closed_port}/nowhere"
     return settings.model_copy(update={"database_url": url})
 
 

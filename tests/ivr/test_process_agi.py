@@ -141,14 +141,6 @@ def test_missing_warning_still_queues_the_flagged_caller(database_url: str, envi
 
 
 @pytest.fixture
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
-
-
-@pytest.fixture
 def silent_server() -> Iterator[int]:
     """Accepts connections and never says a word: a database that hangs."""
     with socket.socket() as listener:
